@@ -1,0 +1,1 @@
+"""Destinations that records are shipped to, one module each."""

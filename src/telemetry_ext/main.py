@@ -1,0 +1,338 @@
+"""The extension's lifecycle: register, subscribe, loop on /event/next, drain at SHUTDOWN.
+
+Threads:
+- main: the Extensions API loop. It is the only place that ends the process, after SHUTDOWN.
+- telemetry-listener and its connection threads: receive Telemetry API POSTs (listener.py).
+- telemetry-processor: parses bodies and groups events by request (processor.py).
+- telemetry-setup: builds the destinations after registration, so that importing ``requests``
+  and Powertools does not delay the first /event/next.
+- telemetry-shipper: periodic flushes, for the periodic and adaptive strategies.
+
+Lambda fails the invoke when an extension exits before SHUTDOWN, even with status 0, so every
+unexpected error is logged and the loop goes on. Invalid configuration is logged as one error
+line and the extension stays registered but ships nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Any, Mapping, Optional
+
+from telemetry_ext.accounting import Accounting
+from telemetry_ext.config import Config, FlushStrategy
+from telemetry_ext.errors import ConfigError, LambdaApiError, RegistrationRejected
+from telemetry_ext.extensions_api import ExtensionsApiClient
+from telemetry_ext.invocations import Aggregator
+from telemetry_ext.listener import TelemetryListener, resolve_listener_host
+from telemetry_ext.processor import Processor
+from telemetry_ext.telemetry_api import SANDBOX_HOST, SubscriptionResult, build_subscription, subscribe
+
+logger = logging.getLogger("telemetry_ext")
+
+# Lambda allows at most 2,000 ms for SHUTDOWN when external extensions are present.
+MAX_SHUTDOWN_S = 2.0
+# At SHUTDOWN, the longest wait for platform.report of invocations that already reached
+# runtimeDone, as a share of the time left.
+REPORT_WAIT_SHARE = 0.3
+# Adaptive strategy: invokes closer together than the flush interval count as frequent.
+_ADAPTIVE_HISTORY = 4
+
+
+def main(extension_name: str, environ: Optional[Mapping[str, str]] = None) -> None:
+    """Run the extension until SHUTDOWN, then exit the process with status 0."""
+    started_at = time.monotonic()
+    environ = os.environ if environ is None else environ
+    _configure_logging(extension_name, environ.get("TELEMETRY_EXT_LOG_LEVEL", "INFO"))
+    api_address = environ.get("AWS_LAMBDA_RUNTIME_API")
+    if not api_address:
+        logger.error("AWS_LAMBDA_RUNTIME_API is not set: this program runs as a Lambda extension only")
+        sys.exit(2)
+    extension = Extension(extension_name, api_address, environ, started_at)
+    extension.run()
+    logging.shutdown()
+    # Skip interpreter teardown: daemon threads may sit in blocking calls, and nothing is left
+    # to flush.
+    os._exit(0)
+
+
+class Extension:
+    def __init__(self, name: str, api_address: str, environ: Mapping[str, str], started_at: float) -> None:
+        self.name = name
+        self.api_address = api_address
+        self.environ = environ
+        self.started_at = started_at
+        self.client = ExtensionsApiClient(api_address, name)
+        self.accounting = Accounting()
+        self.config: Optional[Config] = None
+        self.aggregator: Optional[Aggregator] = None
+        self.processor: Optional[Processor] = None
+        self.listener: Optional[TelemetryListener] = None
+        self.delivery: Any = None
+        self.delivery_ready = threading.Event()
+        self.subscribed = False
+        self._invoke_gaps_s: list[float] = []
+        self._last_invoke_at: Optional[float] = None
+        self._last_flush_at = time.monotonic()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self.config = Config.from_env(self.environ)
+        except ConfigError as error:
+            logger.error("%s; shipping nothing until the configuration is fixed", error)
+            self.config = None
+
+        if not self._register():
+            return
+        if self.config is not None and self.config.has_destination:
+            try:
+                self._start_pipeline(self.config)
+            except Exception:  # noqa: BLE001 - without telemetry the function must still run
+                logger.exception("could not start the telemetry pipeline; shipping nothing")
+                self.subscribed = False
+        elif self.config is not None:
+            logger.warning(
+                "no destination configured (set TELEMETRY_EXT_HTTP_URL, TELEMETRY_EXT_OTLP_ENDPOINT, "
+                "TELEMETRY_EXT_EMF or TELEMETRY_EXT_FILE_PATH); shipping nothing"
+            )
+        logger.debug("ready after %.1f ms", (time.monotonic() - self.started_at) * 1000)
+        self._event_loop()
+
+    def _register(self) -> bool:
+        try:
+            info = self.client.register()
+        except RegistrationRejected as error:
+            logger.error("registration rejected: %s; retrying without events, so the function is unaffected", error)
+            return self._register_passive()
+        except LambdaApiError as error:
+            logger.error("registration failed: %s; retrying once", error)
+            try:
+                info = self.client.register()
+            except LambdaApiError as second_error:
+                logger.error("registration failed again: %s; the extension cannot run", second_error)
+                return False
+        logger.info(
+            "registered as %s for %s %s",
+            self.name,
+            info.get("functionName", "?"),
+            info.get("functionVersion", "?"),
+        )
+        return True
+
+    def _register_passive(self) -> bool:
+        try:
+            self.client.register(events=())
+        except LambdaApiError as error:
+            logger.error("registration without events failed too: %s; the extension cannot run", error)
+            return False
+        self.config = None
+        logger.warning("registered without events: this sandbox gets no telemetry from telemetry-ext")
+        return True
+
+    def _start_pipeline(self, config: Config) -> None:
+        from telemetry_ext.redaction import Redactor
+
+        redactor = Redactor(config.redact_patterns)
+        self.redactor = redactor
+        self.aggregator = Aggregator(
+            function_name=self.client.function_name or self.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
+            function_version=self.client.function_version or self.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+            region=self.environ.get("AWS_REGION"),
+            min_log_level=config.min_log_level,
+            redact=redactor.redact_record,
+            max_pending_bytes=config.max_buffer_bytes // 2,
+            on_filtered=lambda count: self.accounting.drop(count, "below_min_log_level"),
+        )
+        self.processor = Processor(self.aggregator, self.accounting, max_queued_bytes=config.max_buffer_bytes)
+        host = resolve_listener_host(config.listener_host, SANDBOX_HOST)
+        self.listener = TelemetryListener(host, config.listener_port, self.processor.submit, self.processor.reject)
+        self.processor.start()
+        self.listener.start()
+
+        threading.Thread(target=self._build_delivery, args=(config,), name="telemetry-setup", daemon=True).start()
+
+        subscription = build_subscription(config, self.listener.port)
+        assert self.client.extension_id is not None
+        try:
+            result = subscribe(self.api_address, self.client.extension_id, subscription)
+        except LambdaApiError as error:
+            logger.error("telemetry subscription failed: %s; shipping nothing", error)
+            return
+        if result is SubscriptionResult.NOT_SUPPORTED:
+            logger.warning("the Telemetry API is not supported here (HTTP 202); shipping nothing")
+            return
+        self.subscribed = True
+        logger.info(
+            "subscribed to %s telemetry (schema %s) on %s:%d",
+            ",".join(config.telemetry_types),
+            config.schema_version,
+            host,
+            self.listener.port,
+        )
+
+    def _build_delivery(self, config: Config) -> None:
+        try:
+            from telemetry_ext.destinations import build_delivery
+
+            self.delivery = build_delivery(config, self.environ, self.accounting, self.aggregator, self._extra_stats)
+            if config.flush_strategy in (FlushStrategy.PERIODIC, FlushStrategy.ADAPTIVE):
+                threading.Thread(target=self._ship_periodically, name="telemetry-shipper", daemon=True).start()
+        except Exception:  # noqa: BLE001 - a broken destination must not stop the lifecycle
+            logger.exception("could not set up the destinations; shipping nothing")
+            self.delivery = None
+        finally:
+            self.delivery_ready.set()
+
+    def _extra_stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = {}
+        if self.aggregator is not None:
+            stats["platformDroppedRecords"] = self.aggregator.platform_dropped_records
+            stats["platformDroppedBytes"] = self.aggregator.platform_dropped_bytes
+        redactor = getattr(self, "redactor", None)
+        if redactor is not None:
+            stats["redactions"] = redactor.redaction_count
+        return stats
+
+    def _event_loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                event = self.client.next_event()
+            except LambdaApiError as error:
+                failures += 1
+                delay_s = min(0.05 * 2 ** min(failures, 5), 1.0)
+                logger.error("event/next failed (%s); retrying in %.2f s", error, delay_s)
+                time.sleep(delay_s)
+                continue
+            failures = 0
+            event_type = event.get("eventType")
+            try:
+                if event_type == "INVOKE":
+                    self._on_invoke(event)
+                elif event_type == "SHUTDOWN":
+                    self._on_shutdown(event)
+                    return
+                else:
+                    logger.warning("ignoring an event of unknown type %r", event_type)
+            except Exception:  # noqa: BLE001 - an extension that exits fails the function's invoke
+                logger.exception("handling %s failed; continuing", event_type)
+
+    # --- invoke ------------------------------------------------------------------------------
+
+    def _on_invoke(self, event: Mapping[str, Any]) -> None:
+        request_id = event.get("requestId")
+        config = self.config
+        if not isinstance(request_id, str) or self.aggregator is None or config is None:
+            return
+        self.aggregator.note_invoke(request_id)
+        if not self._should_flush_at_end(config):
+            return
+
+        now_s = time.time()
+        deadline_ms = event.get("deadlineMs")
+        function_left_s = 900.0
+        if isinstance(deadline_ms, (int, float)) and not isinstance(deadline_ms, bool):
+            function_left_s = max(0.0, deadline_ms / 1000.0 - now_s - config.shutdown_margin_ms / 1000.0)
+        if self.subscribed:
+            # The data must leave before this call returns and the sandbox freezes, so wait for
+            # the runtime to finish; the function's own deadline bounds the wait.
+            self.aggregator.wait_for_runtime_done(request_id, function_left_s)
+        if self.processor is not None:
+            self.processor.drain()
+        budget_s = config.flush_timeout_ms / 1000.0
+        deadline = time.monotonic() + min(budget_s, function_left_s)
+        if not self.delivery_ready.wait(max(0.0, deadline - time.monotonic())) or self.delivery is None:
+            return
+        self.delivery.flush(deadline)
+        self._last_flush_at = time.monotonic()
+
+    def _should_flush_at_end(self, config: Config) -> bool:
+        now = time.monotonic()
+        if self._last_invoke_at is not None:
+            self._invoke_gaps_s.append(now - self._last_invoke_at)
+            del self._invoke_gaps_s[:-_ADAPTIVE_HISTORY]
+        self._last_invoke_at = now
+        strategy = config.flush_strategy
+        if strategy is FlushStrategy.END:
+            return True
+        if strategy is not FlushStrategy.ADAPTIVE:
+            return False
+        interval_s = config.flush_interval_ms / 1000.0
+        frequent = len(self._invoke_gaps_s) >= 2 and max(self._invoke_gaps_s) < interval_s
+        # While invokes are frequent the shipper thread flushes in the background, but it only
+        # runs while the sandbox is thawed; flush at the end too when it has fallen behind.
+        return not frequent or now - self._last_flush_at >= interval_s
+
+    def _ship_periodically(self) -> None:
+        config = self.config
+        assert config is not None and self.delivery is not None
+        interval_s = config.flush_interval_ms / 1000.0
+        while not self.delivery.stop_event.wait(interval_s):
+            try:
+                if self.processor is not None:
+                    self.processor.drain()
+                self.delivery.flush(time.monotonic() + config.export_timeout_ms / 1000.0)
+                self._last_flush_at = time.monotonic()
+            except Exception:  # noqa: BLE001 - the shipper must keep running
+                logger.exception("background flush failed; retrying at the next interval")
+
+    # --- shutdown ----------------------------------------------------------------------------
+
+    def _on_shutdown(self, event: Mapping[str, Any]) -> None:
+        received_at = time.monotonic()
+        reason = event.get("shutdownReason")
+        margin_s = (self.config.shutdown_margin_ms if self.config else 150) / 1000.0
+        left_s = MAX_SHUTDOWN_S
+        deadline_ms = event.get("deadlineMs")
+        if isinstance(deadline_ms, (int, float)) and not isinstance(deadline_ms, bool):
+            left_s = min(left_s, deadline_ms / 1000.0 - time.time())
+        deadline = received_at + max(0.0, left_s - margin_s)
+        logger.info("SHUTDOWN (%s), %.0f ms left", reason, left_s * 1000)
+
+        if self.aggregator is None or self.processor is None:
+            return
+        delivery = self.delivery
+        if delivery is not None:
+            delivery.stop_event.set()
+        if self.subscribed:
+            self.aggregator.wait_for_reports(max(0.0, (deadline - time.monotonic()) * REPORT_WAIT_SHARE))
+        self.processor.drain()
+        if self.listener is not None:
+            self.listener.close()
+        self.processor.drain()
+
+        flushed = False
+        if self.delivery_ready.wait(max(0.0, deadline - time.monotonic())) and delivery is not None:
+            delivery.collect_everything(self.aggregator.take_everything(reason))
+            flushed = delivery.flush(deadline, stop=threading.Event())
+            if not flushed:
+                lost = delivery.drop_unsent("shutdown_deadline")
+                logger.error("SHUTDOWN deadline reached: %d telemetry events were not delivered", lost)
+        else:
+            items = self.aggregator.take_everything(reason)
+            lost = sum(item.event_count for item in items)
+            self.accounting.drop(lost, "destination_unavailable")
+            if lost:
+                logger.error("no destination is available: %d telemetry events were not delivered", lost)
+        counts = self.accounting.snapshot()
+        logger.info(
+            "exiting after %.0f ms: received %d, delivered %d, dropped %s",
+            (time.monotonic() - received_at) * 1000,
+            counts["received"],
+            counts["delivered"],
+            counts["dropped"] or "none",
+        )
+
+
+def _configure_logging(extension_name: str, level_name: str) -> None:
+    level = getattr(logging, level_name.strip().upper(), None)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"[{extension_name}] %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level if isinstance(level, int) else logging.INFO)

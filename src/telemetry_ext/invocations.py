@@ -89,6 +89,9 @@ class Aggregator:
         self._current_request_id: Optional[str] = None
         self._runtime_done_ids: OrderedDict[str, float] = OrderedDict()
         self._invocations_seen = 0
+        # Request ids from INVOKE events whose report has not arrived, and recent reported ids.
+        self._awaiting_report: OrderedDict[str, None] = OrderedDict()
+        self._reported_ids: OrderedDict[str, None] = OrderedDict()
         self.platform_dropped_records = 0
         self.platform_dropped_bytes = 0
         self.events_received = 0
@@ -115,6 +118,10 @@ class Aggregator:
     def note_invoke(self, request_id: str) -> None:
         """Record the INVOKE event's request id, which may come before any telemetry for it."""
         with self._lock:
+            if request_id not in self._reported_ids:
+                self._awaiting_report[request_id] = None
+                while len(self._awaiting_report) > 1_000:
+                    self._awaiting_report.popitem(last=False)
             if self._current_request_id is None and request_id not in self._runtime_done_ids:
                 self._current_request_id = request_id
 
@@ -135,14 +142,14 @@ class Aggregator:
             return self._runtime_done_ids.get(request_id)
 
     def wait_for_reports(self, timeout_s: float) -> bool:
-        """Block until every invocation that reached ``runtimeDone`` also has its report.
+        """Block until every invoked or ``runtimeDone`` invocation also has its report.
 
         At SHUTDOWN the last report usually arrives shortly after the event; waiting a bounded
         time for it keeps the last invocation's record complete.
         """
         deadline = time.monotonic() + timeout_s
         with self._runtime_done:
-            while any(p.has_runtime_done for p in self._pending.values()):
+            while self._awaiting_report or any(p.has_runtime_done for p in self._pending.values()):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -280,6 +287,10 @@ class Aggregator:
         self._update_overhead(target)
         target["complete"] = True
         request_id = target["requestId"]
+        self._awaiting_report.pop(request_id, None)
+        self._reported_ids[request_id] = None
+        while len(self._reported_ids) > 1_000:
+            self._reported_ids.popitem(last=False)
         self._pending.pop(request_id, None)
         self._pending_bytes -= pending.size_bytes
         self._close(pending)

@@ -313,6 +313,12 @@ class Extension:
             if not flushed:
                 lost = delivery.drop_unsent("shutdown_deadline")
                 logger.error("SHUTDOWN deadline reached: %d telemetry events were not delivered", lost)
+        # Telemetry that arrived during the final flush cannot be sent any more; count it.
+        self.processor.stop()
+        self.processor.drain()
+        late = sum(item.event_count for item in self.aggregator.take_everything(reason))
+        if late:
+            self.accounting.drop(late, "after_final_flush")
         else:
             items = self.aggregator.take_everything(reason)
             lost = sum(item.event_count for item in items)
@@ -321,11 +327,12 @@ class Extension:
                 logger.error("no destination is available: %d telemetry events were not delivered", lost)
         counts = self.accounting.snapshot()
         logger.info(
-            "exiting after %.0f ms: received %d, delivered %d, dropped %s",
+            "exiting after %.0f ms: received %d, delivered %d, dropped %s, unaccounted %d",
             (time.monotonic() - received_at) * 1000,
             counts["received"],
             counts["delivered"],
             counts["dropped"] or "none",
+            counts["buffered"],
         )
 
 

@@ -19,6 +19,9 @@ _TELEMETRY = "/2022-07-01/telemetry"
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm and
+    # delayed ACKs hold the body back by about 40 ms.
+    disable_nagle_algorithm = True
     server: "ApiServer"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name

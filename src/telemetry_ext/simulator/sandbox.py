@@ -54,6 +54,9 @@ class SandboxOptions:
     telemetry_delivery_timeout_s: float = 1.0
     split_records_over_max_bytes: bool = False
     echo_output: bool = False  # Print extension and function output to stderr.
+    # Hand INVOKE to the extensions this long after the runtime got the event, so that the
+    # invocation's telemetry reaches them before its INVOKE does.
+    extension_invoke_delay_ms: int = 0
 
 
 @dataclass
@@ -411,7 +414,8 @@ class Sandbox:
             if invocation is not None and "INVOKE" in extension.events and extension.name not in invocation.extension_done_ms:
                 reference = invocation.runtime_done_at
                 extension.waiting.set()
-                invocation.extension_done_ms[extension.name] = (now - reference) * 1000 if reference else -1.0
+                # An extension that finished before the runtime added no time after it.
+                invocation.extension_done_ms[extension.name] = max(0.0, (now - reference) * 1000) if reference else 0.0
             extension.waiting.set()
             self._lock.notify_all()
         while not self._closing.is_set():
@@ -565,10 +569,18 @@ class Sandbox:
             "invokedFunctionArn": self.function_arn,
             "tracing": {"type": "X-Amzn-Trace-Id", "value": invocation.trace_header},
         }
-        for extension in self.extensions.values():
-            if "INVOKE" in extension.events and extension.exited_at is None:
-                extension.events_queue.put(event)
+        receivers = [e for e in self.extensions.values() if "INVOKE" in e.events and e.exited_at is None]
         self._runtime_queue.put(invocation)
+        if self.options.extension_invoke_delay_ms:
+            timer = threading.Timer(
+                self.options.extension_invoke_delay_ms / 1000.0,
+                lambda: [e.events_queue.put(event) for e in receivers],
+            )
+            timer.daemon = True
+            timer.start()
+        else:
+            for extension in receivers:
+                extension.events_queue.put(event)
 
         deadline = invocation.started_at + self.options.timeout_s
         with self._lock:

@@ -120,7 +120,8 @@ class TelemetryHub:
             self._subscribers[name] = subscriber
             replay = list(self._init_events)
         for event in replay:
-            self._enqueue(subscriber, event)
+            if _category(event["type"]) in subscriber.types:
+                self._enqueue(subscriber, event)
         threading.Thread(target=self._deliver_loop, args=(subscriber,), name=f"sim-telemetry-{name}", daemon=True).start()
         self.broadcast(
             "platform.telemetrySubscription",
@@ -136,7 +137,7 @@ class TelemetryHub:
 
     def broadcast(self, event_type: str, record: Any, event_time: Optional[str] = None) -> None:
         event = {"time": event_time or iso_time(), "type": event_type, "record": record}
-        category = "platform" if event_type.startswith("platform.") else event_type
+        category = _category(event_type)
         with self._lock:
             self.broadcast_count += 1
             if self._init_open:
@@ -290,3 +291,8 @@ class TelemetryHub:
         }
         if "platform" in subscriber.types:
             self._enqueue(subscriber, event)
+
+
+def _category(event_type: str) -> str:
+    """Return the subscription type (platform, function or extension) of an event type."""
+    return "platform" if event_type.startswith("platform.") else event_type

@@ -20,16 +20,18 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from telemetry_ext.accounting import Accounting
 from telemetry_ext.config import Config, FlushStrategy
 from telemetry_ext.errors import ConfigError, LambdaApiError, RegistrationRejected
 from telemetry_ext.extensions_api import ExtensionsApiClient
-from telemetry_ext.invocations import Aggregator
 from telemetry_ext.listener import TelemetryListener, resolve_listener_host
 from telemetry_ext.processor import Processor
 from telemetry_ext.telemetry_api import SANDBOX_HOST, SubscriptionResult, build_subscription, subscribe
+
+if TYPE_CHECKING:
+    from telemetry_ext.invocations import Aggregator
 
 logger = logging.getLogger("telemetry_ext")
 
@@ -38,6 +40,8 @@ MAX_SHUTDOWN_S = 2.0
 # At SHUTDOWN, the longest wait for platform.report of invocations that already reached
 # runtimeDone, as a share of the time left.
 REPORT_WAIT_SHARE = 0.3
+# Longest wait for the telemetry-setup thread when an event needs its results.
+PIPELINE_WAIT_S = 5.0
 # Adaptive strategy: invokes closer together than the flush interval count as frequent.
 _ADAPTIVE_HISTORY = 4
 
@@ -73,6 +77,8 @@ class Extension:
         self.listener: Optional[TelemetryListener] = None
         self.delivery: Any = None
         self.delivery_ready = threading.Event()
+        self.pipeline_ready = threading.Event()
+        self.redactor: Any = None
         self.subscribed = False
         self._invoke_gaps_s: list[float] = []
         self._last_invoke_at: Optional[float] = None
@@ -135,26 +141,14 @@ class Extension:
         return True
 
     def _start_pipeline(self, config: Config) -> None:
-        from telemetry_ext.redaction import Redactor
-
-        redactor = Redactor(config.redact_patterns)
-        self.redactor = redactor
-        self.aggregator = Aggregator(
-            function_name=self.client.function_name or self.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
-            function_version=self.client.function_version or self.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
-            region=self.environ.get("AWS_REGION"),
-            min_log_level=config.min_log_level,
-            redact=redactor.redact_record,
-            max_pending_bytes=config.max_buffer_bytes // 2,
-            on_filtered=lambda count: self.accounting.drop(count, "below_min_log_level"),
-        )
-        self.processor = Processor(self.aggregator, self.accounting, max_queued_bytes=config.max_buffer_bytes)
+        # Only the listener is started here: it must be up before subscribing. Parsing,
+        # redaction and the destinations are built on the telemetry-setup thread while this
+        # thread subscribes and calls /event/next, which keeps their imports off the cold start.
+        self.processor = Processor(None, self.accounting, max_queued_bytes=config.max_buffer_bytes)
         host = resolve_listener_host(config.listener_host, SANDBOX_HOST)
         self.listener = TelemetryListener(host, config.listener_port, self.processor.submit, self.processor.reject)
-        self.processor.start()
         self.listener.start()
-
-        threading.Thread(target=self._build_delivery, args=(config,), name="telemetry-setup", daemon=True).start()
+        threading.Thread(target=self._build_pipeline, args=(config,), name="telemetry-setup", daemon=True).start()
 
         subscription = build_subscription(config, self.listener.port)
         assert self.client.extension_id is not None
@@ -175,7 +169,30 @@ class Extension:
             self.listener.port,
         )
 
-    def _build_delivery(self, config: Config) -> None:
+    def _build_pipeline(self, config: Config) -> None:
+        try:
+            from telemetry_ext.invocations import Aggregator
+            from telemetry_ext.redaction import Redactor
+
+            self.redactor = Redactor(config.redact_patterns)
+            self.aggregator = Aggregator(
+                function_name=self.client.function_name or self.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
+                function_version=self.client.function_version or self.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+                region=self.environ.get("AWS_REGION"),
+                min_log_level=config.min_log_level,
+                redact=self.redactor.redact_record,
+                max_pending_bytes=config.max_buffer_bytes // 2,
+                on_filtered=lambda count: self.accounting.drop(count, "below_min_log_level"),
+            )
+            assert self.processor is not None
+            self.processor.start(self.aggregator)
+        except Exception:  # noqa: BLE001 - without telemetry the function must still run
+            logger.exception("could not start telemetry processing; shipping nothing")
+            self.aggregator = None
+            self.delivery_ready.set()
+            self.pipeline_ready.set()
+            return
+        self.pipeline_ready.set()
         try:
             from telemetry_ext.destinations import build_delivery
 
@@ -188,14 +205,19 @@ class Extension:
         finally:
             self.delivery_ready.set()
 
+    def _wait_for_pipeline(self, timeout_s: float) -> Optional[Aggregator]:
+        if self.processor is None:
+            return None
+        self.pipeline_ready.wait(timeout_s)
+        return self.aggregator
+
     def _extra_stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = {}
         if self.aggregator is not None:
             stats["platformDroppedRecords"] = self.aggregator.platform_dropped_records
             stats["platformDroppedBytes"] = self.aggregator.platform_dropped_bytes
-        redactor = getattr(self, "redactor", None)
-        if redactor is not None:
-            stats["redactions"] = redactor.redaction_count
+        if self.redactor is not None:
+            stats["redactions"] = self.redactor.redaction_count
         return stats
 
     def _event_loop(self) -> None:
@@ -227,9 +249,12 @@ class Extension:
     def _on_invoke(self, event: Mapping[str, Any]) -> None:
         request_id = event.get("requestId")
         config = self.config
-        if not isinstance(request_id, str) or self.aggregator is None or config is None:
+        if not isinstance(request_id, str) or config is None:
             return
-        self.aggregator.note_invoke(request_id)
+        aggregator = self._wait_for_pipeline(PIPELINE_WAIT_S)
+        if aggregator is None:
+            return
+        aggregator.note_invoke(request_id)
         if not self._should_flush_at_end(config):
             return
 
@@ -241,7 +266,7 @@ class Extension:
         if self.subscribed:
             # The data must leave before this call returns and the sandbox freezes, so wait for
             # the runtime to finish; the function's own deadline bounds the wait.
-            self.aggregator.wait_for_runtime_done(request_id, function_left_s)
+            aggregator.wait_for_runtime_done(request_id, function_left_s)
         if self.processor is not None:
             self.processor.drain()
         budget_s = config.flush_timeout_ms / 1000.0
@@ -294,8 +319,9 @@ class Extension:
         deadline = received_at + max(0.0, left_s - margin_s)
         logger.info("SHUTDOWN (%s), %.0f ms left", reason, left_s * 1000)
 
-        if self.aggregator is None or self.processor is None:
+        if self.processor is None or self._wait_for_pipeline(max(0.0, deadline - time.monotonic())) is None:
             return
+        assert self.aggregator is not None
         delivery = self.delivery
         if delivery is not None:
             delivery.stop_event.set()

@@ -15,10 +15,12 @@ import collections
 import json
 import logging
 import threading
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from telemetry_ext.accounting import Accounting
-from telemetry_ext.invocations import Aggregator
+
+if TYPE_CHECKING:
+    from telemetry_ext.invocations import Aggregator
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,8 @@ MAX_FRAGMENT_BYTES = 4 * 1024 * 1024
 
 
 class Processor:
-    def __init__(self, aggregator: Aggregator, accounting: Accounting, max_queued_bytes: int) -> None:
+    def __init__(self, aggregator: Optional[Aggregator], accounting: Accounting, max_queued_bytes: int) -> None:
+        """``aggregator`` may come later through ``start``; bodies queue up until then."""
         self._aggregator = aggregator
         self._accounting = accounting
         self._max_queued_bytes = max_queued_bytes
@@ -41,8 +44,11 @@ class Processor:
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="telemetry-processor", daemon=True)
 
-    def start(self) -> None:
+    def start(self, aggregator: Optional[Aggregator] = None) -> None:
+        if aggregator is not None:
+            self._aggregator = aggregator
         self._thread.start()
+        self._work.set()
 
     def submit(self, body: bytes) -> None:
         """Queue one request body. Called on a listener thread, so it never blocks on work."""
@@ -85,6 +91,8 @@ class Processor:
                 logger.exception("telemetry processing failed; continuing with the next body")
 
     def _process_queue(self) -> None:
+        if self._aggregator is None:
+            return
         with self._process_lock:
             while True:
                 with self._queue_lock:

@@ -224,7 +224,10 @@ class TelemetryHub:
         return connection
 
     def _next_batch(self, subscriber: Subscriber) -> Optional[list[tuple[dict, int]]]:
-        subscriber.wake.wait(0.05)
+        with subscriber.lock:
+            first = subscriber.first_buffered_at
+        wait_s = 0.5 if first is None else max(0.0, first + subscriber.timeout_ms / 1000.0 - time.monotonic())
+        subscriber.wake.wait(wait_s)
         subscriber.wake.clear()
         with subscriber.lock:
             if not subscriber.events or subscriber.first_buffered_at is None:

@@ -1,0 +1,114 @@
+"""Faults in the destination and in the telemetry stream, end to end."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from telemetry_ext.simulator.sink import Sink
+from tests.integration.conftest import write_function
+
+FINAL_LINE = re.compile(r"received (\d+), delivered (\d+), dropped (.+), unaccounted (\d+)")
+
+
+def final_accounting(report):
+    lines = [line for line in report["extensions"]["telemetry-ext"]["output"] if "exiting after" in line]
+    assert len(lines) == 1, report["extensions"]["telemetry-ext"]["output"]
+    match = FINAL_LINE.search(lines[0])
+    assert match, lines[0]
+    received, delivered, dropped_text, unaccounted = match.groups()
+    dropped = {} if dropped_text == "none" else eval(dropped_text, {"__builtins__": {}})  # noqa: S307 - a dict literal we wrote
+    return int(received), int(delivered), dropped, int(unaccounted)
+
+
+SINK_FAULTS = {
+    "refuse": dict(mode="refuse"),
+    "hang": dict(mode="hang"),
+    "slow": dict(mode="slow", delay_ms=300),
+    "throttle": dict(mode="status", status_code=429, retry_after="1"),
+    "error": dict(mode="status", status_code=503),
+    "close_idle": dict(mode="close_idle"),
+}
+
+
+@pytest.mark.parametrize("strategy", ["end", "adaptive", "shutdown"])
+@pytest.mark.parametrize("fault", sorted(SINK_FAULTS))
+def test_destination_fault_is_bounded(simulate, fault, strategy):
+    sink = Sink(**SINK_FAULTS[fault]).start()
+    try:
+        report = simulate(invokes=3, destination=sink, env={"TELEMETRY_EXT_FLUSH": strategy, "TELEMETRY_EXT_FLUSH_TIMEOUT_MS": "300"})
+    finally:
+        sink.stop()
+
+    assert [inv["status"] for inv in report["invocations"]] == ["success"] * 3
+    extension = report["extensions"]["telemetry-ext"]
+    assert extension["exitCode"] == 0
+    assert not extension["killedAtDeadline"]
+    assert not extension["crashed"]
+    received, delivered, dropped, unaccounted = final_accounting(report)
+    assert unaccounted == 0
+    assert received == delivered + sum(dropped.values())
+    # Time added after runtimeDone stays within the flush budget plus telemetry latency.
+    assert extension["afterRuntimeDoneMs"]["max"] < 300 + 250
+
+
+@pytest.mark.parametrize("budget_ms", [2000, 500])
+def test_hanging_destination_exits_before_deadline(simulate, budget_ms):
+    sink = Sink(mode="hang").start()
+    try:
+        report = simulate(invokes=2, destination=sink, env={"TELEMETRY_EXT_FLUSH": "shutdown"}, shutdown_budget_ms=budget_ms)
+    finally:
+        sink.stop()
+
+    extension = report["extensions"]["telemetry-ext"]
+    assert extension["exitCode"] == 0
+    assert not extension["killedAtDeadline"]
+    assert extension["shutdownExitMs"] < budget_ms
+    received, delivered, dropped, unaccounted = final_accounting(report)
+    assert delivered == 0
+    assert dropped.get("shutdown_deadline", 0) + dropped.get("after_final_flush", 0) == received
+
+
+def test_json_log_format_records(simulate, sink):
+    report = simulate(invokes=2, log_format="JSON", env={"TELEMETRY_EXT_FLUSH": "end"})
+
+    assert report["ok"], report
+    records = [r for r in sink.records if r.get("kind") == "invocation"]
+    logs = [log for record in records for log in record["logs"]]
+    assert any(log["message"] == "order charged" for log in logs)
+    assert all(log["requestId"] for log in logs if log["format"] == "powertools")
+
+
+def test_runtime_crash_gets_error_record(simulate, sink, tmp_path: Path):
+    task = write_function(
+        tmp_path / "crash",
+        "import os\n\ndef handler(event, context):\n    print('about to crash')\n    os._exit(3)\n",
+    )
+    report = simulate(invokes=1, task_dir=task, env={"TELEMETRY_EXT_FLUSH": "end"})
+
+    invocation = report["invocations"][0]
+    assert invocation["status"] == "error"
+    assert invocation["errorType"] == "Runtime.ExitError"
+    records = [r for r in sink.records if r.get("requestId") == invocation["requestId"]]
+    assert records
+    assert records[0]["status"] == "error"
+    assert any("about to crash" in log["message"] for record in records for log in record["logs"])
+    assert report["extensions"]["telemetry-ext"]["exitCode"] == 0
+
+
+def test_record_over_max_bytes_is_joined(simulate, sink, tmp_path: Path):
+    task = write_function(
+        tmp_path / "big",
+        "def handler(event, context):\n    print('x' * 400000)\n    print('after the big line')\n",
+    )
+    report = simulate(invokes=1, task_dir=task, split_records_over_max_bytes=True, env={"TELEMETRY_EXT_FLUSH": "end"})
+
+    records = [r for r in sink.records if r.get("requestId") == report["invocations"][0]["requestId"]]
+    messages = [log["message"] for record in records for log in record["logs"]]
+    assert "x" * 400000 in messages
+    assert "after the big line" in messages
+    _, _, dropped, unaccounted = final_accounting(report)
+    assert unaccounted == 0
+    assert dropped == {}

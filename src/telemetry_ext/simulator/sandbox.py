@@ -44,7 +44,8 @@ class SandboxOptions:
     log_level: Optional[str] = None  # AWS_LAMBDA_LOG_LEVEL, JSON format only.
     function_env: dict[str, str] = field(default_factory=dict)
     python: str = sys.executable  # Interpreter that runs awslambdaric and the function.
-    extension_path: Optional[str] = None  # PATH for extensions; None: the base interpreter's bin.
+    # PATH for extensions, used as given; None: the base interpreter's bin and the system dirs.
+    extension_path: Optional[str] = None
     freeze: bool = True
     shutdown_budget_ms: int = 2_000
     report_after_shutdown: bool = True  # Deliver buffered telemetry only after SHUTDOWN is sent.
@@ -225,10 +226,12 @@ class Sandbox:
 
     def _extension_env(self) -> dict[str, str]:
         options = self.options
-        base_bin = options.extension_path or str(Path(sys.base_prefix) / "bin")
         env = {key: value for key, value in options.function_env.items() if not key.startswith("_")}
         env.update(self._platform_env())
-        env["PATH"] = base_bin + ":/usr/local/bin:/usr/bin:/bin"
+        if options.extension_path is not None:
+            env["PATH"] = options.extension_path
+        else:
+            env["PATH"] = str(Path(sys.base_prefix) / "bin") + ":/usr/local/bin:/usr/bin:/bin"
         return env
 
     def _platform_env(self) -> dict[str, str]:

@@ -9,6 +9,7 @@ error line and a mode that ships nothing but keeps the function working.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -268,15 +269,19 @@ class _EnvReader:
         if value is None:
             return {}
         headers: dict[str, str] = {}
-        for pair in value.split(","):
+        for position, pair in enumerate(value.split(","), start=1):
             if not pair.strip():
                 continue
             name, sep, header_value = pair.partition("=")
             name = name.strip()
             if not sep or not name or any(c in name for c in " \t\r\n:") or any(c in header_value for c in "\r\n"):
-                # The value is not echoed: headers usually carry API keys.
+                # Headers usually carry API keys, and a pair without "=" may be a name and its
+                # value run together ("X-Key:secret"), so only the text before the first blank
+                # or colon is echoed.
+                shown_name = re.split(r"[\s:]", name, maxsplit=1)[0][:40]
                 raise ConfigError(
-                    f"{PREFIX}{key} is invalid near header {name[:40]!r}: expected Name=value pairs separated by commas"
+                    f"{PREFIX}{key} is invalid in pair {position} (header {shown_name!r}): "
+                    "expected Name=value pairs separated by commas"
                 )
             headers[name] = header_value.strip()
         return headers

@@ -32,11 +32,14 @@ MAX_BATCH_BYTES = 1024 * 1024
 class _Entry:
     """A ready record with the destinations that still have to take it."""
 
-    __slots__ = ("item", "waiting_for")
+    __slots__ = ("item", "waiting_for", "rejected_by")
 
     def __init__(self, item: ReadyItem, destinations: Sequence[str]) -> None:
         self.item = item
         self.waiting_for = set(destinations)
+        # Destinations that refused the record for good. Kept here, not in the record, so
+        # that the other destinations never receive this bookkeeping.
+        self.rejected_by: list[str] = []
 
 
 class Delivery:
@@ -84,6 +87,9 @@ class Delivery:
             return
         names = [exporter.name for exporter in self._exporters]
         with self._buffer_lock:
+            if self._buffered_bytes <= self._max_buffer_bytes // 2:
+                # The buffer drained since the last overflow, so another overflow is a new episode.
+                self._overflowing = False
             for item in items:
                 if not names:
                     # No destination: the record is dropped on arrival, and counted.
@@ -190,7 +196,7 @@ class Delivery:
                 if index < rejected:
                     # A partial success does not name the refused records; the first ones are
                     # counted, so the totals stay right even if the attribution is not.
-                    entry.item.record.setdefault("_rejectedBy", []).append(destination)
+                    entry.rejected_by.append(destination)
                 if entry.waiting_for:
                     continue
                 try:
@@ -198,9 +204,8 @@ class Delivery:
                 except ValueError:
                     continue
                 self._buffered_bytes -= entry.item.size_bytes
-                refused_by = entry.item.record.pop("_rejectedBy", None)
-                if refused_by:
-                    self._accounting.drop(entry.item.event_count, "rejected_by_" + refused_by[0])
+                if entry.rejected_by:
+                    self._accounting.drop(entry.item.event_count, "rejected_by_" + entry.rejected_by[0])
                 else:
                     self._accounting.deliver(entry.item.event_count)
 

@@ -51,8 +51,9 @@ class ExtensionsApiClient:
         )
         if response.status != 200:
             message, error_type = _error_text(response)
+            status_text = f"HTTP {response.status} {error_type}" if error_type else f"HTTP {response.status}"
             raise RegistrationRejected(
-                f"register returned HTTP {response.status} {error_type or ''}: {message}".replace("  ", " "),
+                f"register returned {status_text}: {message}",
                 response.status,
                 error_type,
             )

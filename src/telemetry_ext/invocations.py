@@ -36,6 +36,8 @@ INIT_EVENT_TYPES = frozenset(
 )
 RESTORE_EVENT_TYPES = frozenset({"platform.restoreStart", "platform.restoreRuntimeDone", "platform.restoreReport"})
 SHUTDOWN_STATUS = {"timeout": "timeout", "failure": "failure"}
+# Members of an EMF document that carry the request id; parse_emf keeps them in "properties".
+_METRIC_REQUEST_ID_KEYS = ("requestId", "function_request_id", "request_id", "awsRequestId")
 
 
 class ReadyItem:
@@ -50,13 +52,14 @@ class ReadyItem:
 
 
 class _Pending:
-    __slots__ = ("record", "event_count", "size_bytes", "has_runtime_done")
+    __slots__ = ("record", "event_count", "size_bytes", "has_runtime_done", "closed")
 
     def __init__(self, record: Record) -> None:
         self.record = record
         self.event_count = 0
         self.size_bytes = 0
         self.has_runtime_done = False
+        self.closed = False
 
 
 class Aggregator:
@@ -85,7 +88,11 @@ class Aggregator:
         self._init_done = False
         self._restore: Optional[_Pending] = None
         self._loose: Optional[_Pending] = None
-        self._ready: list[ReadyItem] = []
+        # Closed records wait here until taken. Late events of a closed invocation (a report
+        # before its start, logs after its report) still join its record until then.
+        self._ready: list[_Pending] = []
+        self._closed_invocations: dict[str, _Pending] = {}
+        self._event_counted = False
         self._current_request_id: Optional[str] = None
         self._runtime_done_ids: OrderedDict[str, float] = OrderedDict()
         self._invocations_seen = 0
@@ -107,11 +114,13 @@ class Aggregator:
                     malformed += 1
                     continue
                 self.events_received += 1
+                self._event_counted = False
                 try:
                     self._add_event(event, size_bytes_each)
                 except Exception:  # noqa: BLE001 - one odd event must not stop the batch
                     logger.exception("could not process a %r event; kept it verbatim", event.get("type"))
-                    self._attach_verbatim(event, size_bytes_each)
+                    # The handler may have counted the event before it failed.
+                    self._attach_verbatim(event, size_bytes_each, count=not self._event_counted)
             self._evict_if_over_bound()
         return malformed
 
@@ -160,8 +169,7 @@ class Aggregator:
 
     def take_ready(self) -> list[ReadyItem]:
         with self._lock:
-            ready, self._ready = self._ready, []
-            return ready
+            return self._take_closed()
 
     def take_everything(self, shutdown_reason: Optional[str] = None) -> list[ReadyItem]:
         """Close every open record and return all of them; used at SHUTDOWN.
@@ -182,10 +190,9 @@ class Aggregator:
             for attribute in ("_init", "_restore", "_loose"):
                 pending = getattr(self, attribute)
                 if pending is not None and pending.event_count:
-                    self._ready.append(ReadyItem(pending.record, pending.event_count, pending.size_bytes))
+                    self._close(pending)
                 setattr(self, attribute, None)
-            ready, self._ready = self._ready, []
-            return ready
+            return self._take_closed()
 
     @property
     def pending_bytes(self) -> int:
@@ -242,7 +249,7 @@ class Aggregator:
         target["version"] = record.get("version")
         self._apply_tracing(target, record.get("tracing"))
         request_id = target["requestId"]
-        if request_id not in self._runtime_done_ids:
+        if request_id not in self._runtime_done_ids and not target.get("complete"):
             self._current_request_id = request_id
 
     def _on_runtime_done(self, pending: _Pending, record: Record, event_time: Optional[str]) -> None:
@@ -291,8 +298,9 @@ class Aggregator:
         self._reported_ids[request_id] = None
         while len(self._reported_ids) > 1_000:
             self._reported_ids.popitem(last=False)
-        self._pending.pop(request_id, None)
-        self._pending_bytes -= pending.size_bytes
+        if self._pending.get(request_id) is pending:
+            del self._pending[request_id]
+            self._pending_bytes -= pending.size_bytes
         self._close(pending)
         self._runtime_done.notify_all()
 
@@ -374,10 +382,10 @@ class Aggregator:
             log_records = [self._redact(log_record) for log_record in log_records]
 
         request_id = next((r.get("requestId") for r in log_records if r.get("requestId")), None)
-        if request_id is None:
-            request_id = next(
-                (m.get("requestId") for m in metric_records if isinstance(m.get("requestId"), str)), None
-            )
+        for metric_record in metric_records:
+            if request_id is not None:
+                break
+            request_id = _metric_request_id(metric_record)
         if request_id is None:
             request_id = self._current_request_id
         if request_id is not None:
@@ -392,7 +400,7 @@ class Aggregator:
         pending.record["logs"].extend(log_records)
         pending.record["metrics"].extend(metric_records)
 
-    def _attach_verbatim(self, event: Record, size_bytes: int) -> None:
+    def _attach_verbatim(self, event: Record, size_bytes: int, count: bool = True) -> None:
         record = event.get("record")
         request_id = record.get("requestId") if isinstance(record, dict) else None
         if isinstance(request_id, str) and request_id:
@@ -401,7 +409,8 @@ class Aggregator:
             pending = self._init
         else:
             pending = self._loose_record()
-        self._count(pending, size_bytes)
+        if count:
+            self._count(pending, size_bytes)
         pending.record["events"].append(event)
 
     def _attach_loose(self, event: Record, size_bytes: int) -> None:
@@ -412,8 +421,10 @@ class Aggregator:
     # --- helpers -----------------------------------------------------------------------------
 
     def _invocation(self, request_id: str) -> _Pending:
-        pending = self._pending.get(request_id)
+        pending = self._pending.get(request_id) or self._closed_invocations.get(request_id)
         if pending is None:
+            # NOTE: events that arrive after their invocation's record was taken start a second,
+            # incomplete record for the same requestId.
             record: Record = {
                 "kind": "invocation",
                 "requestId": request_id,
@@ -443,13 +454,25 @@ class Aggregator:
         return self._loose
 
     def _count(self, pending: _Pending, size_bytes: int) -> None:
+        self._event_counted = True
         pending.event_count += 1
         pending.size_bytes += size_bytes
-        if pending.record.get("kind") == "invocation" and pending.record.get("requestId") in self._pending:
+        if pending.record.get("kind") == "invocation" and self._pending.get(pending.record.get("requestId")) is pending:
             self._pending_bytes += size_bytes
 
     def _close(self, pending: _Pending) -> None:
-        self._ready.append(ReadyItem(pending.record, pending.event_count, pending.size_bytes))
+        if pending.closed:
+            return
+        pending.closed = True
+        self._ready.append(pending)
+        if pending.record.get("kind") == "invocation":
+            self._closed_invocations[pending.record["requestId"]] = pending
+
+    def _take_closed(self) -> list[ReadyItem]:
+        ready = [ReadyItem(pending.record, pending.event_count, pending.size_bytes) for pending in self._ready]
+        self._ready = []
+        self._closed_invocations.clear()
+        return ready
 
     def _evict_if_over_bound(self) -> None:
         """Ship the oldest open invocations early, as incomplete records, when they hold too much."""
@@ -507,6 +530,15 @@ def _new_init_record(kind: str, identity: dict[str, Any]) -> Record:
         "events": [],
         "complete": False,
     }
+
+
+def _metric_request_id(metric: Record) -> Optional[str]:
+    """Return the request id an EMF metric record carries, at its root or among its properties."""
+    properties = metric.get("properties") if isinstance(metric.get("properties"), dict) else {}
+    for value in (metric.get("requestId"), *(properties.get(key) for key in _METRIC_REQUEST_ID_KEYS)):
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _as_int(value: Any) -> int:

@@ -84,7 +84,10 @@ def _read_response(connection: socket.socket) -> Response:
     if headers.get("transfer-encoding", "").lower() == "chunked":
         body = _read_chunked(reader)
     elif "content-length" in headers:
-        length = int(headers["content-length"])
+        length_text = headers["content-length"]
+        if not length_text.isdigit():
+            raise LambdaApiError(f"invalid Content-Length {length_text[:40]!r}")
+        length = int(length_text)
         body = reader.read(length)
         if len(body) != length:
             raise LambdaApiError(f"connection closed after {len(body)} of {length} body bytes")

@@ -56,7 +56,14 @@ class TelemetryListener:
         self._thread.start()
 
     def close(self) -> None:
+        """Stop accepting connections. Requests already being read may still reach ``on_body``."""
         self._closed.set()
+        try:
+            # close() alone leaves the socket listening while the accept thread is blocked in
+            # accept(); shutdown() wakes that thread and stops the listening at once (Linux).
+            self._socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self._socket.close()
         except OSError:

@@ -1,9 +1,10 @@
 """Writes per-invocation metrics to stdout in CloudWatch Embedded Metric Format.
 
 The documents are built with Powertools' metrics provider, so their shape follows what
-CloudWatch accepts (at most 100 values per metric and document; Powertools flushes at that
-size). Lambda sends the extension's stdout to the function's log group, where CloudWatch
-extracts the metrics.
+CloudWatch accepts. CloudWatch takes at most 100 values per metric and document. Powertools
+prints a document to stdout by itself once a metric reaches 100 values, bypassing ``stream``,
+so each document here contains at most 99 invocations. Lambda sends the extension's stdout
+to the function's log group, where CloudWatch extracts the metrics.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any, Optional, TextIO
 from telemetry_ext.exporters.base import ExportResult, Outcome, Record
 
 DEFAULT_NAMESPACE = "TelemetryExt"
+# Every invocation adds one value to each of its metrics, so a document of this many
+# invocations stays below the 100 values at which Powertools flushes on its own.
+MAX_INVOCATIONS_PER_DOCUMENT = 99
 
 # Record field, metric name, unit. Units are Powertools MetricUnit names.
 _INVOCATION_METRICS = (
@@ -45,10 +49,16 @@ class EmfExporter:
     def export(self, records: list[Record], timeout_s: float) -> ExportResult:
         documents = []
         metrics = self._new_metrics()
+        invocations_in_document = 0
         for record in records:
             kind = record.get("kind")
             if kind == "invocation":
+                if invocations_in_document == MAX_INVOCATIONS_PER_DOCUMENT:
+                    documents.append(metrics.serialize_metric_set())
+                    metrics = self._new_metrics()
+                    invocations_in_document = 0
                 self._add_invocation(metrics, record)
+                invocations_in_document += 1
             elif kind == "drops":
                 documents.extend(self._drop_documents(record))
         if metrics.metric_set:

@@ -44,7 +44,7 @@ publish: package
 	AWS=$(abspath $(VENV)/bin/aws) LAYER_ZIP=$(LAYER_ZIP) bash layer/publish.sh
 
 bench: package
-	$(VENV_PYTHON) -m telemetry_ext.bench --layer $(LAYER_ZIP) --output docs/benchmarks.md $(if $(BENCH_JSON),--json $(BENCH_JSON))
+	$(VENV_PYTHON) -m telemetry_ext.simulator.bench --layer $(LAYER_ZIP) --output docs/benchmarks.md $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 clean:
 	rm -rf dist build $(VENV) .pytest_cache

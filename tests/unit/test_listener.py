@@ -114,7 +114,7 @@ def test_connection_close_honoured(listener: TelemetryListener, received: Receiv
     assert received.bodies.get(timeout=WAIT_S) == b"[]"
 
 
-def test_http10_closes_after_reply(listener: TelemetryListener, received: Received) -> None:
+def test_http10_closes_after_reply(listener: TelemetryListener) -> None:
     reply = raw_exchange(listener, b"POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\n[]")
 
     assert reply.startswith(b"HTTP/1.1 200 ")

@@ -293,9 +293,11 @@ class Sandbox:
             start_new_session=True,
         )
         os.close(write_fd)
-        processes.capture_frames(read_fd, self._on_function_record, "sim-runtime-frames")
-        processes.capture_lines(self.runtime.stdout, self._on_function_record, "sim-runtime-stdout")
-        processes.capture_lines(self.runtime.stderr, self._on_function_record, "sim-runtime-stderr")
+        self._runtime_readers = [
+            processes.capture_frames(read_fd, self._on_function_record, "sim-runtime-frames"),
+            processes.capture_lines(self.runtime.stdout, self._on_function_record, "sim-runtime-stdout"),
+            processes.capture_lines(self.runtime.stderr, self._on_function_record, "sim-runtime-stderr"),
+        ]
         threading.Thread(target=self._watch_runtime, name="sim-runtime-watch", daemon=True).start()
 
     # --- output ------------------------------------------------------------------------------
@@ -337,6 +339,9 @@ class Sandbox:
     def _watch_runtime(self) -> None:
         assert self.runtime is not None
         self.runtime.wait()
+        # The runtime's last output lines belong to the invocation, before its runtimeDone.
+        for reader in getattr(self, "_runtime_readers", []):
+            reader.join(timeout=1.0)
         with self._lock:
             self._lock.notify_all()
         invocation = self.current

@@ -290,8 +290,15 @@ class Extension:
         interval_s = config.flush_interval_ms / 1000.0
         frequent = len(self._invoke_gaps_s) >= 2 and max(self._invoke_gaps_s) < interval_s
         # While invokes are frequent the shipper thread flushes in the background, but it only
-        # runs while the sandbox is thawed; flush at the end too when it has fallen behind.
-        return not frequent or now - self._last_flush_at >= interval_s
+        # runs while the sandbox is thawed; flush at the end too when it has fallen behind,
+        # in time or in bytes, before the buffer bound starts dropping records.
+        return not frequent or now - self._last_flush_at >= interval_s or self._backlog_bytes() >= config.max_buffer_bytes // 8
+
+    def _backlog_bytes(self) -> int:
+        if self.delivery is None or self.aggregator is None:
+            return 0
+        self.delivery.collect()
+        return self.delivery.buffered_bytes + self.aggregator.pending_bytes
 
     def _ship_periodically(self) -> None:
         config = self.config
@@ -307,6 +314,23 @@ class Extension:
                 logger.exception("background flush failed; retrying at the next interval")
 
     # --- shutdown ----------------------------------------------------------------------------
+
+    def _drain_until_quiet(self, delivery: Any, reason: Optional[str], deadline: float) -> None:
+        """Flush, then flush again while telemetry keeps arriving and time is left."""
+        assert self.processor is not None and self.aggregator is not None
+        quiet_s = _quiet_period_s(self.config)
+        stop = threading.Event()
+        while True:
+            bodies_before = self.processor.bodies_received
+            self.processor.drain()
+            delivery.collect_everything(self.aggregator.take_everything(reason))
+            if not delivery.flush(deadline, stop=stop):
+                lost = delivery.drop_unsent("shutdown_deadline")
+                logger.error("SHUTDOWN deadline reached: %d telemetry events were not delivered", lost)
+                return
+            self.processor.wait_for_quiet(quiet_s, deadline)
+            if self.processor.bodies_received == bodies_before or time.monotonic() >= deadline:
+                return
 
     def _on_shutdown(self, event: Mapping[str, Any]) -> None:
         received_at = time.monotonic()
@@ -327,30 +351,24 @@ class Extension:
             delivery.stop_event.set()
         if self.subscribed:
             self.aggregator.wait_for_reports(max(0.0, (deadline - time.monotonic()) * REPORT_WAIT_SHARE))
-        self.processor.drain()
+        if self.delivery_ready.wait(max(0.0, deadline - time.monotonic())) and self.delivery is not None:
+            self._drain_until_quiet(self.delivery, reason, deadline)
+        else:
+            self.processor.drain()
+            lost = sum(item.event_count for item in self.aggregator.take_everything(reason))
+            self.accounting.drop(lost, "destination_unavailable")
+            if lost:
+                logger.error("no destination is available: %d telemetry events were not delivered", lost)
+
+        # Whatever arrives from here on can no longer be sent; count it.
         if self.listener is not None:
             self.listener.close()
-        self.processor.drain()
-
-        flushed = False
-        if self.delivery_ready.wait(max(0.0, deadline - time.monotonic())) and delivery is not None:
-            delivery.collect_everything(self.aggregator.take_everything(reason))
-            flushed = delivery.flush(deadline, stop=threading.Event())
-            if not flushed:
-                lost = delivery.drop_unsent("shutdown_deadline")
-                logger.error("SHUTDOWN deadline reached: %d telemetry events were not delivered", lost)
-        # Telemetry that arrived during the final flush cannot be sent any more; count it.
         self.processor.stop()
         self.processor.drain()
         late = sum(item.event_count for item in self.aggregator.take_everything(reason))
         if late:
             self.accounting.drop(late, "after_final_flush")
-        else:
-            items = self.aggregator.take_everything(reason)
-            lost = sum(item.event_count for item in items)
-            self.accounting.drop(lost, "destination_unavailable")
-            if lost:
-                logger.error("no destination is available: %d telemetry events were not delivered", lost)
+            logger.error("%d telemetry events arrived after the final flush and were not delivered", late)
         counts = self.accounting.snapshot()
         logger.info(
             "exiting after %.0f ms: received %d, delivered %d, dropped %s, unaccounted %d",
@@ -360,6 +378,16 @@ class Extension:
             counts["dropped"] or "none",
             counts["buffered"],
         )
+
+
+def _quiet_period_s(config: Optional[Config]) -> float:
+    """Return how long the telemetry stream must stay silent before the final flush ends.
+
+    Lambda holds events for up to the subscription's timeoutMs before POSTing them, and
+    function output may still be on its way after the last report.
+    """
+    buffer_timeout_ms = config.buffer_timeout_ms if config is not None else 25
+    return max(0.05, 2 * buffer_timeout_ms / 1000.0)
 
 
 def _configure_logging(extension_name: str, level_name: str) -> None:

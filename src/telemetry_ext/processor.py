@@ -15,6 +15,7 @@ import collections
 import json
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Optional
 
 from telemetry_ext.accounting import Accounting
@@ -35,6 +36,8 @@ class Processor:
         self._max_queued_bytes = max_queued_bytes
         self._queue: collections.deque[bytes] = collections.deque()
         self._queued_bytes = 0
+        self.bodies_received = 0
+        self.last_body_at = 0.0
         self._queue_lock = threading.Lock()
         self._work = threading.Event()
         self._process_lock = threading.Lock()
@@ -66,6 +69,8 @@ class Processor:
             self._overflowing = False
             self._queue.append(body)
             self._queued_bytes += len(body)
+            self.bodies_received += 1
+            self.last_body_at = time.monotonic()
         self._work.set()
 
     def reject(self, reason: str, size_bytes: int) -> None:
@@ -77,9 +82,24 @@ class Processor:
         """Process every queued body now, on the calling thread."""
         self._process_queue()
 
+    def wait_for_quiet(self, quiet_s: float, deadline: float) -> None:
+        """Block until no body arrived for ``quiet_s`` seconds, or until ``deadline``."""
+        while True:
+            now = time.monotonic()
+            resume_at = min(self.last_body_at + quiet_s, deadline)
+            if resume_at <= now:
+                return
+            time.sleep(resume_at - now)
+
     def stop(self) -> None:
+        """Stop the processor thread and count a cut body whose second half never came."""
         self._stopped = True
         self._work.set()
+        with self._process_lock:
+            if self._fragment is not None:
+                self._accounting.drop(1, "malformed_body", buffered=False)
+                self._log_malformed("a cut telemetry body of %d bytes never got its second half", len(self._fragment))
+                self._fragment = None
 
     def _run(self) -> None:
         while not self._stopped:

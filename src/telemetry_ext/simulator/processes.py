@@ -73,6 +73,23 @@ def _read_exact(pipe, count: int) -> Optional[bytes]:  # type: ignore[no-untyped
     return b"".join(chunks)
 
 
+def unread_bytes(fds: list[int]) -> int:
+    """Return how many bytes wait unread in the pipes ``fds`` (FIONREAD); closed ones count 0."""
+    import array
+    import fcntl
+    import termios
+
+    total = 0
+    for fd in fds:
+        count = array.array("i", [0])
+        try:
+            fcntl.ioctl(fd, termios.FIONREAD, count, True)
+        except OSError:
+            continue
+        total += count[0]
+    return total
+
+
 def signal_process(process: subprocess.Popen, signal_number: int) -> None:
     if process.poll() is None:
         try:

@@ -140,6 +140,8 @@ class Sandbox:
         self.crashes: list[str] = []
         self._registrations_rejected = 0
         self._closing = threading.Event()
+        self._runtime_fds: list[int] = []
+        self._last_output_at = 0.0
 
     # --- init --------------------------------------------------------------------------------
 
@@ -293,6 +295,7 @@ class Sandbox:
             start_new_session=True,
         )
         os.close(write_fd)
+        self._runtime_fds = [read_fd, self.runtime.stdout.fileno(), self.runtime.stderr.fileno()]
         self._runtime_readers = [
             processes.capture_frames(read_fd, self._on_function_record, "sim-runtime-frames"),
             processes.capture_lines(self.runtime.stdout, self._on_function_record, "sim-runtime-stdout"),
@@ -303,6 +306,7 @@ class Sandbox:
     # --- output ------------------------------------------------------------------------------
 
     def _on_function_record(self, record: object) -> None:
+        self._last_output_at = time.monotonic()
         if self.options.echo_output:
             print(f"  function | {str(record).rstrip()}", file=sys.stderr)
         metric_count = _count_emf_metrics(record)
@@ -516,7 +520,20 @@ class Sandbox:
             raise ApiError(403, "InvalidStateTransition", "the response was already posted")
         return invocation
 
+    def _wait_for_runtime_output(self, timeout_s: float = 0.5) -> None:
+        """Wait until the runtime's output pipes are empty and their readers went quiet.
+
+        Lambda emits runtimeDone after the function's output of that invoke; without this wait
+        the reader threads could still be behind and deliver lines after the report.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if processes.unread_bytes(self._runtime_fds) == 0 and time.monotonic() - self._last_output_at >= 0.005:
+                return
+            time.sleep(0.001)
+
     def _finish_runtime(self, invocation: Invocation) -> None:
+        self._wait_for_runtime_output()
         with self._lock:
             if invocation.runtime_done_at is not None:
                 return

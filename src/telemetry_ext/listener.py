@@ -100,10 +100,12 @@ class TelemetryListener:
                 if request is None:
                     return
                 body, keep_alive = request
-                # Acknowledge first: Lambda waits for this answer before it sends more.
-                connection.sendall(_OK)
+                # on_body only queues the body, so the answer goes out at once. While the queue
+                # is full it holds the answer back for a bounded time: Lambda waits for it before
+                # sending more, which slows the stream down instead of losing events.
                 if body:
                     self._on_body(body)
+                connection.sendall(_OK)
                 if not keep_alive:
                     return
         except OSError:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_FRAGMENT_BYTES = 4 * 1024 * 1024
+# Longest time a listener thread waits for room in a full ingest queue before dropping a body.
+MAX_BACKPRESSURE_S = 1.0
 
 
 class Processor:
@@ -39,6 +41,7 @@ class Processor:
         self.bodies_received = 0
         self.last_body_at = 0.0
         self._queue_lock = threading.Lock()
+        self._room = threading.Condition(self._queue_lock)
         self._work = threading.Event()
         self._process_lock = threading.Lock()
         self._fragment: Optional[bytes] = None
@@ -54,9 +57,19 @@ class Processor:
         self._work.set()
 
     def submit(self, body: bytes) -> None:
-        """Queue one request body. Called on a listener thread, so it never blocks on work."""
-        with self._queue_lock:
-            if self._queued_bytes + len(body) > self._max_queued_bytes:
+        """Queue one request body; called on a listener thread.
+
+        Returns at once unless the queue is full. Then it waits up to ``MAX_BACKPRESSURE_S``
+        for room, which delays the listener's answer and so slows Lambda's delivery, and only
+        after that drops the body, counted.
+        """
+        with self._room:
+            if self._queued_bytes + len(body) > self._max_queued_bytes and self._queued_bytes:
+                self._room.wait_for(
+                    lambda: self._queued_bytes + len(body) <= self._max_queued_bytes or not self._queued_bytes,
+                    timeout=MAX_BACKPRESSURE_S,
+                )
+            if self._queued_bytes + len(body) > self._max_queued_bytes and self._queued_bytes:
                 dropped_events = _count_events(body)
                 self._accounting.drop(dropped_events, "ingest_queue_full", buffered=False)
                 if not self._overflowing:
@@ -120,6 +133,7 @@ class Processor:
                         return
                     body = self._queue.popleft()
                     self._queued_bytes -= len(body)
+                    self._room.notify_all()
                 self._process_body(body)
 
     def _process_body(self, body: bytes) -> None:

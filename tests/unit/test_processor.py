@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 import event_builders as ev
@@ -11,6 +12,7 @@ import pytest
 
 from telemetry_ext.accounting import Accounting
 from telemetry_ext.invocations import Aggregator
+from telemetry_ext import processor as processor_module
 from telemetry_ext.processor import Processor
 
 REQUEST_A = "11111111-aaaa-4aaa-8aaa-000000000001"
@@ -147,7 +149,8 @@ def test_non_object_entries_counted_malformed() -> None:
     assert_balanced(accounting)
 
 
-def test_queue_overflow_counts_events(caplog: pytest.LogCaptureFixture) -> None:
+def test_queue_overflow_counts_events(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(processor_module, "MAX_BACKPRESSURE_S", 0.05)
     first = body_of(ev.invocation_events(REQUEST_A))
     processor, aggregator, accounting = make_processor(max_queued_bytes=len(first) + 10)
     second = body_of(ev.invocation_events("22222222-bbbb-4bbb-8bbb-000000000002") + [ev.plain_log("x")])
@@ -166,12 +169,44 @@ def test_queue_overflow_counts_events(caplog: pytest.LogCaptureFixture) -> None:
     assert_balanced(accounting)
 
 
-def test_queue_overflow_of_malformed_body_counts_one() -> None:
+def test_queue_overflow_of_malformed_body_counts_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(processor_module, "MAX_BACKPRESSURE_S", 0.05)
     processor, aggregator, accounting = make_processor(max_queued_bytes=10)
 
+    processor.submit(b"[]")
     processor.submit(b"x" * 100)
 
     assert accounting.snapshot()["dropped"] == {"ingest_queue_full": 1}
+    assert_balanced(accounting)
+
+
+def test_oversized_body_enters_empty_queue() -> None:
+    processor, aggregator, accounting = make_processor(max_queued_bytes=10)
+
+    processor.submit(body_of(ev.invocation_events(REQUEST_A)))
+    processor.drain()
+
+    assert accounting.snapshot()["dropped"] == {}
+    assert accounting.snapshot()["received"] > 0
+
+
+def test_full_queue_waits_for_room() -> None:
+    first = body_of(ev.invocation_events(REQUEST_A))
+    processor, aggregator, accounting = make_processor(max_queued_bytes=len(first) + 10)
+    processor.submit(first)
+    second = body_of(ev.invocation_events("22222222-bbbb-4bbb-8bbb-000000000002"))
+    submitted = threading.Event()
+    waiter = threading.Thread(target=lambda: (processor.submit(second), submitted.set()))
+
+    waiter.start()
+    blocked = not submitted.wait(0.05)
+    processor.drain()
+    finished = submitted.wait(5.0)
+    processor.drain()
+
+    assert blocked
+    assert finished
+    assert accounting.snapshot()["dropped"] == {}
     assert_balanced(accounting)
 
 

@@ -100,8 +100,8 @@ class TelemetryListener:
                 if request is None:
                     return
                 body, keep_alive = request
-                # on_body only queues the body, so the answer goes out at once. While the queue
-                # is full it holds the answer back for a bounded time: Lambda waits for it before
+                # on_body only queues the body, so the response goes out at once. While the queue
+                # is full it holds the response back for a bounded time: Lambda waits for it before
                 # sending more, which slows the stream down instead of losing events.
                 if body:
                     self._on_body(body)

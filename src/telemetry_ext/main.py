@@ -40,7 +40,7 @@ MAX_SHUTDOWN_S = 2.0
 # At SHUTDOWN, the longest wait for platform.report of invocations that already reached
 # runtimeDone, as a share of the time left.
 REPORT_WAIT_SHARE = 0.3
-# Longest wait for the telemetry-setup thread when an event needs its results.
+# Maximum wait for the telemetry-setup thread when an event needs its results.
 PIPELINE_WAIT_S = 5.0
 # Adaptive strategy: invokes closer together than the flush interval count as frequent.
 _ADAPTIVE_HISTORY = 4

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_FRAGMENT_BYTES = 4 * 1024 * 1024
-# Longest time a listener thread waits for room in a full ingest queue before dropping a body.
+# Maximum time a listener thread waits for room in a full ingest queue before dropping a body.
 MAX_BACKPRESSURE_S = 1.0
 
 
@@ -60,7 +60,7 @@ class Processor:
         """Queue one request body; called on a listener thread.
 
         Returns at once unless the queue is full. Then it waits up to ``MAX_BACKPRESSURE_S``
-        for room, which delays the listener's answer and so slows Lambda's delivery, and only
+        for room, which delays the listener's response and so slows Lambda's delivery, and only
         after that drops the body, counted.
         """
         with self._room:

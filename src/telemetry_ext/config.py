@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from telemetry_ext.errors import ConfigError
 
@@ -124,39 +124,54 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:
-        """Build a Config from ``environ``. Raises ConfigError on the first invalid value."""
+        """Build a Config from ``environ``.
+
+        Raises ConfigError naming every invalid variable, in one message, so that one deploy
+        shows all that needs fixing.
+        """
         reader = _EnvReader(environ)
-        strategy, interval_ms = _parse_flush(reader.text("FLUSH"))
-        return cls(
-            http_url=reader.url("HTTP_URL"),
-            http_format=reader.choice_enum("HTTP_FORMAT", HttpBodyFormat, HttpBodyFormat.ARRAY),
-            http_gzip=reader.boolean("HTTP_GZIP", False),
-            http_headers=reader.headers("HTTP_HEADERS"),
-            otlp_endpoint=reader.url("OTLP_ENDPOINT"),
-            otlp_headers=reader.headers("OTLP_HEADERS"),
-            otlp_gzip=reader.boolean("OTLP_GZIP", False),
-            emf_enabled=reader.boolean("EMF", False),
+        errors: list[str] = []
+
+        def read(method: Callable[..., Any], *args: Any, fallback: Any) -> Any:
+            try:
+                return method(*args)
+            except ConfigError as error:
+                errors.append(str(error))
+                return fallback
+
+        strategy, interval_ms = read(_parse_flush, reader.text("FLUSH"), fallback=(FlushStrategy.ADAPTIVE, 1_000))
+        levels = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+        config = cls(
+            http_url=read(reader.url, "HTTP_URL", fallback=None),
+            http_format=read(reader.choice_enum, "HTTP_FORMAT", HttpBodyFormat, HttpBodyFormat.ARRAY, fallback=HttpBodyFormat.ARRAY),
+            http_gzip=read(reader.boolean, "HTTP_GZIP", False, fallback=False),
+            http_headers=read(reader.headers, "HTTP_HEADERS", fallback={}),
+            otlp_endpoint=read(reader.url, "OTLP_ENDPOINT", fallback=None),
+            otlp_headers=read(reader.headers, "OTLP_HEADERS", fallback={}),
+            otlp_gzip=read(reader.boolean, "OTLP_GZIP", False, fallback=False),
+            emf_enabled=read(reader.boolean, "EMF", False, fallback=False),
             file_path=reader.text("FILE_PATH"),
             flush_strategy=strategy,
             flush_interval_ms=interval_ms,
-            flush_timeout_ms=reader.integer("FLUSH_TIMEOUT_MS", 500, 0, 60_000),
-            export_timeout_ms=reader.integer("EXPORT_TIMEOUT_MS", 2_000, 10, 60_000),
-            max_buffer_bytes=reader.integer("MAX_BUFFER_BYTES", 4 * 1024 * 1024, 65_536, 1024**3),
-            shutdown_margin_ms=reader.integer("SHUTDOWN_MARGIN_MS", 150, 0, 1_500),
-            schema_version=reader.choice("SCHEMA_VERSION", SCHEMA_VERSIONS, "2022-12-13"),
-            telemetry_types=reader.subset("TYPES", TELEMETRY_TYPES, ("platform", "function")),
-            buffer_max_items=reader.integer("BUFFER_MAX_ITEMS", 1_000, *MAX_ITEMS_RANGE),
-            buffer_max_bytes=reader.integer("BUFFER_MAX_BYTES", 262_144, *MAX_BYTES_RANGE),
-            buffer_timeout_ms=reader.integer("BUFFER_TIMEOUT_MS", 25, *BUFFER_TIMEOUT_MS_RANGE),
+            flush_timeout_ms=read(reader.integer, "FLUSH_TIMEOUT_MS", 500, 0, 60_000, fallback=500),
+            export_timeout_ms=read(reader.integer, "EXPORT_TIMEOUT_MS", 2_000, 10, 60_000, fallback=2_000),
+            max_buffer_bytes=read(reader.integer, "MAX_BUFFER_BYTES", 4 * 1024 * 1024, 65_536, 1024**3, fallback=4 * 1024 * 1024),
+            shutdown_margin_ms=read(reader.integer, "SHUTDOWN_MARGIN_MS", 150, 0, 1_500, fallback=150),
+            schema_version=read(reader.choice, "SCHEMA_VERSION", SCHEMA_VERSIONS, "2022-12-13", fallback="2022-12-13"),
+            telemetry_types=read(reader.subset, "TYPES", TELEMETRY_TYPES, ("platform", "function"), fallback=("platform", "function")),
+            buffer_max_items=read(reader.integer, "BUFFER_MAX_ITEMS", 1_000, *MAX_ITEMS_RANGE, fallback=1_000),
+            buffer_max_bytes=read(reader.integer, "BUFFER_MAX_BYTES", 262_144, *MAX_BYTES_RANGE, fallback=262_144),
+            buffer_timeout_ms=read(reader.integer, "BUFFER_TIMEOUT_MS", 25, *BUFFER_TIMEOUT_MS_RANGE, fallback=25),
             listener_host=reader.text("LISTENER_HOST"),
-            listener_port=reader.integer("LISTENER_PORT", 0, 0, 65_535, forbidden=(9001,)),
-            min_log_level=reader.choice(
-                "MIN_LOG_LEVEL", ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"), None, upper=True
-            ),
-            redact_patterns=reader.patterns("REDACT_PATTERNS"),
-            log_level=reader.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True)
+            listener_port=read(reader.integer, "LISTENER_PORT", 0, 0, 65_535, (9001,), fallback=0),
+            min_log_level=read(reader.choice, "MIN_LOG_LEVEL", levels, None, True, fallback=None),
+            redact_patterns=read(reader.patterns, "REDACT_PATTERNS", fallback=()),
+            log_level=read(reader.choice, "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", True, fallback="INFO")
             or "INFO",
         )
+        if errors:
+            raise ConfigError("; ".join(errors))
+        return config
 
 
 def _parse_flush(value: Optional[str]) -> tuple[FlushStrategy, int]:
@@ -291,4 +306,15 @@ class _EnvReader:
         if value is None:
             return ()
         parts = value.replace(";;", "\n").split("\n")
-        return tuple(part.strip() for part in parts if part.strip())
+        patterns = tuple(part.strip() for part in parts if part.strip())
+        import re
+
+        for position, pattern in enumerate(patterns, start=1):
+            # The pattern itself is not echoed: it may contain the very secret to redact.
+            try:
+                compiled = re.compile(pattern)
+            except re.error as error:
+                raise ConfigError(f"{PREFIX}{key} is invalid: pattern {position} is not a regular expression ({error})") from None
+            if compiled.fullmatch(""):
+                raise ConfigError(f"{PREFIX}{key} is invalid: pattern {position} matches the empty string")
+        return patterns

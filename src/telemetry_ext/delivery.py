@@ -159,11 +159,12 @@ class Delivery:
             result, attempts = self._send(exporter, records, deadline, stop)
             if result.outcome is Outcome.RETRYABLE:
                 logger.warning(
-                    "%s: export of %d records failed after %d attempts (%s); keeping them for a later flush",
+                    "%s: export of %d records failed after %d attempt(s) (%s); %s",
                     exporter.name,
                     len(records),
                     attempts,
                     result.detail,
+                    "giving up on them at SHUTDOWN" if self.stop_event.is_set() else "keeping them for a later flush",
                 )
                 continue
             if result.outcome is Outcome.REJECTED:

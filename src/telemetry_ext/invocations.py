@@ -94,6 +94,9 @@ class Aggregator:
         self._closed_invocations: dict[str, _Pending] = {}
         self._event_counted = False
         self._current_request_id: Optional[str] = None
+        # The invocation that reached runtimeDone last, and that event's time, for output that
+        # arrives after it but was produced before it.
+        self._last_done: Optional[tuple[str, str]] = None
         self._runtime_done_ids: OrderedDict[str, float] = OrderedDict()
         self._invocations_seen = 0
         # Request ids from INVOKE events whose report has not arrived, and recent reported ids.
@@ -131,8 +134,6 @@ class Aggregator:
                 self._awaiting_report[request_id] = None
                 while len(self._awaiting_report) > 1_000:
                     self._awaiting_report.popitem(last=False)
-            if self._current_request_id is None and request_id not in self._runtime_done_ids:
-                self._current_request_id = request_id
 
     def wait_for_runtime_done(self, request_id: str, timeout_s: float) -> bool:
         """Block until ``platform.runtimeDone`` for ``request_id`` arrived, or ``timeout_s`` passed."""
@@ -274,6 +275,8 @@ class Aggregator:
             self._runtime_done_ids.popitem(last=False)
         if self._current_request_id == request_id:
             self._current_request_id = None
+        if event_time is not None:
+            self._last_done = (request_id, event_time)
         self._runtime_done.notify_all()
 
     def _on_report(self, pending: _Pending, record: Record, event_time: Optional[str]) -> None:
@@ -388,6 +391,11 @@ class Aggregator:
             request_id = _metric_request_id(metric_record)
         if request_id is None:
             request_id = self._current_request_id
+        if request_id is None and self._last_done is not None and _is_iso_time(event_time):
+            # Both times have the Telemetry API's fixed-width format, so text order is time order.
+            done_id, done_time = self._last_done
+            if _is_iso_time(done_time) and event_time <= done_time:
+                request_id = done_id
         if request_id is not None:
             pending = self._invocation(request_id)
         elif not self._init_done:
@@ -539,6 +547,10 @@ def _metric_request_id(metric: Record) -> Optional[str]:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def _is_iso_time(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 24 and value.endswith("Z") and value[10] == "T"
 
 
 def _as_int(value: Any) -> int:

@@ -325,8 +325,12 @@ class Extension:
             self.processor.drain()
             delivery.collect_everything(self.aggregator.take_everything(reason))
             if not delivery.flush(deadline, stop=stop):
-                lost = delivery.drop_unsent("shutdown_deadline")
-                logger.error("SHUTDOWN deadline reached: %d telemetry events were not delivered", lost)
+                if time.monotonic() >= deadline - 0.01:
+                    lost = delivery.drop_unsent("shutdown_deadline")
+                    logger.error("SHUTDOWN deadline reached: %d telemetry events were not delivered", lost)
+                else:
+                    lost = delivery.drop_unsent("export_failed")
+                    logger.error("export failed at SHUTDOWN: %d telemetry events were not delivered", lost)
                 return
             self.processor.wait_for_quiet(quiet_s, deadline)
             if self.processor.bodies_received == bodies_before or time.monotonic() >= deadline:
@@ -375,7 +379,7 @@ class Extension:
             (time.monotonic() - received_at) * 1000,
             counts["received"],
             counts["delivered"],
-            counts["dropped"] or "none",
+            ", ".join(f"{reason}={count}" for reason, count in sorted(counts["dropped"].items())) or "none",
             counts["buffered"],
         )
 

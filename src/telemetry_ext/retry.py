@@ -214,7 +214,7 @@ def send_with_retry(
             return result, attempts
 
         logger.info(
-            "Export attempt %d of %d failed (%s); retrying in %.3f s",
+            "export attempt %d of %d failed (%s); retrying in %.3f s",
             attempts,
             policy.max_attempts,
             result.detail,

@@ -380,3 +380,29 @@ def test_bad_choice_rejected(name: str, value: str, expected: str) -> None:
 
     assert name in message
     assert expected in message
+
+
+def test_every_invalid_variable_reported() -> None:
+    environ = {"TELEMETRY_EXT_FLUSH": "garbage", "TELEMETRY_EXT_MAX_BUFFER_BYTES": "abc"}
+
+    with pytest.raises(ConfigError) as raised:
+        Config.from_env(environ)
+
+    assert "TELEMETRY_EXT_FLUSH='garbage'" in str(raised.value)
+    assert "TELEMETRY_EXT_MAX_BUFFER_BYTES='abc'" in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("patterns", ["(unclosed", "ok-[0-9]+;;x*"])
+def test_invalid_redact_pattern_rejected(patterns: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Config.from_env({"TELEMETRY_EXT_REDACT_PATTERNS": patterns})
+
+    assert "TELEMETRY_EXT_REDACT_PATTERNS" in str(raised.value)
+    assert "unclosed" not in str(raised.value)
+
+
+def test_valid_redact_patterns_kept() -> None:
+    config = Config.from_env({"TELEMETRY_EXT_REDACT_PATTERNS": "order-[0-9]+;;card=\\d{16}"})
+
+    assert config.redact_patterns == ("order-[0-9]+", "card=\\d{16}")

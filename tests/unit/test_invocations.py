@@ -150,15 +150,34 @@ def test_log_without_request_id_goes_to_running_invocation() -> None:
     assert [log["message"] for log in record["logs"]] == ["print output"]
 
 
-def test_note_invoke_attributes_logs_before_start() -> None:
+def test_init_output_goes_to_init_record() -> None:
     aggregator = Aggregator()
 
     aggregator.note_invoke(REQUEST_A)
-    add(aggregator, [ev.plain_log("before platform.start")])
+    add(aggregator, [ev.init_start(), ev.plain_log("module loaded"), ev.init_report()])
     add(aggregator, ev.invocation_events(REQUEST_A))
-    record = only_invocation(aggregator.take_ready(), REQUEST_A)
+    ready = aggregator.take_ready()
+    init = [item.record for item in ready if item.record["kind"] == "init"]
+    record = only_invocation(ready, REQUEST_A)
 
-    assert "before platform.start" in [log["message"] for log in record["logs"]]
+    assert [log["message"] for log in init[0]["logs"]] == ["module loaded"]
+    assert "module loaded" not in [log["message"] for log in record["logs"]]
+
+
+def test_late_output_joins_finished_invocation() -> None:
+    aggregator = Aggregator()
+    add(aggregator, [ev.init_start(), ev.init_report()])
+
+    add(aggregator, [ev.start(REQUEST_A), ev.runtime_done(REQUEST_A)])
+    late = ev.event("function", "printed before runtimeDone\n", "2024-03-05T06:07:08.000Z")
+    after = ev.event("function", "printed between invokes\n", "2024-03-05T06:09:00.000Z")
+    add(aggregator, [late, after, ev.report(REQUEST_A)])
+    ready = aggregator.take_everything()
+    record = only_invocation(ready, REQUEST_A)
+    loose = [item.record for item in ready if item.record["kind"] == "events"]
+
+    assert "printed before runtimeDone" in [log["message"] for log in record["logs"]]
+    assert [log["message"] for log in loose[0]["logs"]] == ["printed between invokes"]
 
 
 def test_log_formats_parsed_into_record() -> None:

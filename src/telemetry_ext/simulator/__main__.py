@@ -22,6 +22,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     source.add_argument("--opt", type=Path, help="folder that is already laid out like /opt")
     parser.add_argument("--function", type=Path, default=Path("examples/order_processor"), help="function code folder (the task root)")
     parser.add_argument("--handler", default="app.handler", help="module.function of the handler (default app.handler)")
+    parser.add_argument("--function-name", default="order-processor", help="AWS_LAMBDA_FUNCTION_NAME of the function (default order-processor)")
     parser.add_argument("--payloads", type=Path, help="JSON file with a list of event payloads, used in turn")
     parser.add_argument("--invokes", type=int, default=10, help="number of invocations (default 10)")
     parser.add_argument("--interval-ms", type=int, default=100, help="idle time between invocations, in ms (default 100)")
@@ -31,7 +32,13 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--log-level", help="AWS_LAMBDA_LOG_LEVEL, with --log-format JSON")
     parser.add_argument("--shutdown-budget-ms", type=int, default=2000, help="time from SHUTDOWN to SIGKILL, in ms (default 2000)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="function environment variable; repeatable")
-    parser.add_argument("--sink-mode", default="ok", choices=("ok", "slow", "status", "hang", "refuse", "close_idle"), help="behaviour of the local HTTP sink")
+    parser.add_argument(
+        "--sink-mode",
+        default="ok",
+        choices=("ok", "slow", "status", "hang", "refuse", "close_idle"),
+        help="behaviour of the local HTTP sink: ok; slow (responds after 200 ms); status (responds 503); "
+        "hang (never responds); refuse (refuses connections); close_idle (closes each connection after responding)",
+    )
     parser.add_argument("--no-freeze", action="store_true", help="do not SIGSTOP the processes between invokes")
     parser.add_argument("--echo", action="store_true", help="print function and extension output as it happens")
     parser.add_argument("--report", type=Path, help="also write the report as JSON to this file")
@@ -61,6 +68,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             opt_dir=opt_dir,
             task_dir=args.function.resolve(),
             handler=args.handler,
+            function_name=args.function_name,
             memory_mb=args.memory_mb,
             timeout_s=args.timeout_s,
             log_format=args.log_format,
@@ -105,13 +113,17 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"  runtimeDone to next /event/next: median {after['median']} ms, max {after['max']} ms")
         verdict = "killed at the deadline" if ext["killedAtDeadline"] else ("crashed" if ext["crashed"] else f"exit code {ext['exitCode']}")
         print(f"  exit after SHUTDOWN: {ext['shutdownExitMs']} ms of {ext['shutdownBudgetMs']} ms ({verdict})")
-    drops = report["sink"]["lastDrops"]
-    if drops:
-        print(f"\nextension accounting: received {drops.get('received')}, delivered {drops.get('delivered')}, dropped {drops.get('dropped')}")
+    for name, ext in report["extensions"].items():
+        if ext.get("finalLine"):
+            print(f"\n{name} accounting: {ext['finalLine'].split('INFO ', 1)[-1]}")
+    if report.get("stoppedEarly"):
+        print(f"\n{report['stoppedEarly']}")
     for crash in report["crashes"]:
         print(f"CRASH: {crash}")
     if report["missing"]:
         print(f"MISSING at the sink: {', '.join(report['missing'])}")
+    if report.get("misattributed"):
+        print(f"note: lines filed under other records than the simulator expected: {', '.join(report['misattributed'])}")
     print()
     print("result: OK" if report["ok"] else "result: FAILED")
 

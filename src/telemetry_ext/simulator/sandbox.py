@@ -136,6 +136,11 @@ class Sandbox:
         self.init_error_type: Optional[str] = None
         self.init_log_lines = 0
         self.init_emf_metrics = 0
+        # Function output while no invocation runs and init is over (background threads).
+        self.idle_log_lines = 0
+        self.idle_emf_metrics = 0
+        self._echo_lock = threading.Lock()
+        self.stopped_early: Optional[str] = None
         self.shutdown_info: dict[str, Any] = {}
         self.crashes: list[str] = []
         self._registrations_rejected = 0
@@ -170,7 +175,7 @@ class Sandbox:
         self._start_runtime()
         with self._lock:
             self._lock.wait_for(
-                lambda: (self._runtime_ready.is_set() or self.runtime_init_error is not None or self._runtime_gone())
+                lambda: (self._runtime_ready.is_set() or self.runtime_init_error is not None or self.runtime_gone())
                 and all(e.first_next_at or e.exited_at or not e.registered_at for e in self.extensions.values()),
                 timeout=max(0.0, deadline - time.monotonic()),
             )
@@ -308,21 +313,31 @@ class Sandbox:
     def _on_function_record(self, record: object) -> None:
         self._last_output_at = time.monotonic()
         if self.options.echo_output:
-            print(f"  function | {str(record).rstrip()}", file=sys.stderr)
+            self._echo("function", record if isinstance(record, str) else json.dumps(record))
         metric_count = _count_emf_metrics(record)
         invocation = self.current
         if invocation is not None:
             invocation.log_lines += 0 if metric_count else 1
             invocation.emf_metrics += metric_count
-        else:
+        elif self.phase == "init":
             self.init_log_lines += 0 if metric_count else 1
             self.init_emf_metrics += metric_count
+        else:
+            self.idle_log_lines += 0 if metric_count else 1
+            self.idle_emf_metrics += metric_count
         self.hub.broadcast("function", record)
+
+    def _echo(self, source: str, text: str) -> None:
+        prefix = f"  {source} | "
+        lines = text.rstrip("\n").split("\n")
+        with self._echo_lock:
+            sys.stderr.write("".join(prefix + line + "\n" for line in lines))
+            sys.stderr.flush()
 
     def _on_extension_output(self, extension: ExtensionState, line: str) -> None:
         extension.output.append(line.rstrip("\n"))
         if self.options.echo_output:
-            print(f"  {extension.name} | {line.rstrip()}", file=sys.stderr)
+            self._echo(extension.name, line)
         self.hub.broadcast("extension", line)
 
     # --- process watching --------------------------------------------------------------------
@@ -354,7 +369,7 @@ class Sandbox:
             invocation.error_type = "Runtime.ExitError"
             self._finish_runtime(invocation)
 
-    def _runtime_gone(self) -> bool:
+    def runtime_gone(self) -> bool:
         return self.runtime is not None and self.runtime.poll() is not None
 
     # --- Extensions API ----------------------------------------------------------------------
@@ -610,12 +625,12 @@ class Sandbox:
         deadline = invocation.started_at + self.options.timeout_s
         with self._lock:
             self._lock.wait_for(
-                lambda: invocation.runtime_done_at is not None or self._runtime_gone(),
+                lambda: invocation.runtime_done_at is not None or self.runtime_gone(),
                 timeout=max(0.0, deadline - time.monotonic()),
             )
         if invocation.runtime_done_at is None:
-            invocation.status = "error" if self._runtime_gone() else "timeout"
-            invocation.error_type = "Runtime.ExitError" if self._runtime_gone() else None
+            invocation.status = "error" if self.runtime_gone() else "timeout"
+            invocation.error_type = "Runtime.ExitError" if self.runtime_gone() else None
             self._finish_runtime(invocation)
         with self._lock:
             self._lock.wait_for(
@@ -657,7 +672,7 @@ class Sandbox:
         invocation.done.set()
         self.current = None
         self.phase = "idle"
-        if invocation.status in ("timeout",) or self._runtime_gone():
+        if invocation.status in ("timeout",) or self.runtime_gone():
             return invocation
         self._freeze()
         return invocation

@@ -49,7 +49,7 @@ def run_scenario(scenario: Scenario, sink: Optional[Sink] = None) -> dict[str, A
     """Run init, the invokes and SHUTDOWN; return the report as a dict."""
     own_sink = sink is None and scenario.use_sink
     if own_sink:
-        sink = Sink(scenario.sink_mode).start()
+        sink = Sink(scenario.sink_mode, delay_ms=200).start()
     payment = PaymentStub()
     server = ApiServer()
     server.start()
@@ -70,18 +70,27 @@ def run_scenario(scenario: Scenario, sink: Optional[Sink] = None) -> dict[str, A
     try:
         sandbox.start()
         for index in range(scenario.invokes):
-            if sandbox.crashes or sandbox._runtime_gone():
+            if sandbox.crashes or sandbox.runtime_gone():
+                sandbox.stopped_early = f"stopped after {index} of {scenario.invokes} invokes: an extension crashed"
                 break
             if index and scenario.interval_ms:
                 time.sleep(scenario.interval_ms / 1000.0)  # Idle time between invokes, frozen.
             payload = scenario.payloads[index % len(scenario.payloads)] if scenario.payloads else {}
             invocation = sandbox.invoke(json.dumps(payload).encode())
+            # Lambda resets the sandbox after a timeout or a runtime exit, with a SHUTDOWN whose
+            # reason says why; this run ends there instead of starting a new sandbox.
             if invocation.status == "timeout":
                 scenario.shutdown_reason = "timeout"
-                break
-            if sandbox._runtime_gone():
+            elif sandbox.runtime_gone():
                 scenario.shutdown_reason = "failure"
-                break
+            else:
+                continue
+            if index + 1 < scenario.invokes:
+                sandbox.stopped_early = (
+                    f"stopped after {index + 1} of {scenario.invokes} invokes: the function "
+                    f"{'timed out' if invocation.status == 'timeout' else 'runtime exited'}, which resets the sandbox"
+                )
+            break
         sandbox.shutdown(scenario.shutdown_reason)
     finally:
         sandbox.close()
@@ -94,23 +103,44 @@ def run_scenario(scenario: Scenario, sink: Optional[Sink] = None) -> dict[str, A
 
 
 def build_report(sandbox: Sandbox, sink: Optional[Sink], elapsed_s: float) -> dict[str, Any]:
+    """Summarize the run; ``missing`` lists what the function produced but the sink lacks.
+
+    A run misses nothing when every invocation has a record at the sink and the sink holds at
+    least as many log lines and metrics, over all records, as the function produced. Lines
+    filed under another record than the simulator expected are listed in ``misattributed``
+    without failing the run: a line without a request id can only be placed by time.
+    With TELEMETRY_EXT_MIN_LOG_LEVEL set, log lines are filtered on purpose and not compared.
+    """
     records = list(sink.records) if sink is not None else []
     delivered: dict[str, dict[str, int]] = {}
+    totals = {"logs": 0, "metrics": 0}
     init_delivered = {"logs": 0, "metrics": 0}
     for record in records:
+        logs = len(record.get("logs") or [])
+        metrics = len(record.get("metrics") or [])
+        totals["logs"] += logs
+        totals["metrics"] += metrics
         if record.get("kind") == "invocation":
             counts = delivered.setdefault(record.get("requestId", ""), {"logs": 0, "metrics": 0, "records": 0})
-            counts["logs"] += len(record.get("logs") or [])
-            counts["metrics"] += len(record.get("metrics") or [])
+            counts["logs"] += logs
+            counts["metrics"] += metrics
             counts["records"] += 1
         elif record.get("kind") == "init":
-            init_delivered["logs"] += len(record.get("logs") or [])
-            init_delivered["metrics"] += len(record.get("metrics") or [])
+            init_delivered["logs"] += logs
+            init_delivered["metrics"] += metrics
 
+    compare_logs = "TELEMETRY_EXT_MIN_LOG_LEVEL" not in sandbox.options.function_env
     invocations = []
     missing = []
+    misattributed = []
+    produced = {
+        "logs": sandbox.init_log_lines + sandbox.idle_log_lines,
+        "metrics": sandbox.init_emf_metrics + sandbox.idle_emf_metrics,
+    }
     for invocation in sandbox.invocations:
         counts = delivered.get(invocation.request_id, {"logs": 0, "metrics": 0, "records": 0})
+        produced["logs"] += invocation.log_lines
+        produced["metrics"] += invocation.emf_metrics
         entry = {
             "requestId": invocation.request_id,
             "status": invocation.status,
@@ -127,12 +157,19 @@ def build_report(sandbox: Sandbox, sink: Optional[Sink], elapsed_s: float) -> di
             "extensionAfterRuntimeDoneMs": {name: round(ms, 1) for name, ms in invocation.extension_done_ms.items()},
         }
         invocations.append(entry)
-        if sink is not None and (
-            counts["records"] == 0 or counts["logs"] < invocation.log_lines or counts["metrics"] < invocation.emf_metrics
-        ):
-            missing.append(invocation.request_id)
-    if sink is not None and (init_delivered["logs"] < sandbox.init_log_lines or init_delivered["metrics"] < sandbox.init_emf_metrics):
-        missing.append("init")
+        if sink is None:
+            continue
+        if counts["records"] == 0:
+            missing.append(f"{invocation.request_id} (no record)")
+        elif (compare_logs and counts["logs"] != invocation.log_lines) or counts["metrics"] != invocation.emf_metrics:
+            misattributed.append(invocation.request_id)
+    if sink is not None:
+        if compare_logs and totals["logs"] < produced["logs"]:
+            missing.append(f"{produced['logs'] - totals['logs']} of {produced['logs']} log lines")
+        if totals["metrics"] < produced["metrics"]:
+            missing.append(f"{produced['metrics'] - totals['metrics']} of {produced['metrics']} metrics")
+        if compare_logs and (init_delivered["logs"] != sandbox.init_log_lines or init_delivered["metrics"] != sandbox.init_emf_metrics):
+            misattributed.append("init")
 
     extensions = {}
     for extension in sandbox.extensions.values():
@@ -154,6 +191,7 @@ def build_report(sandbox: Sandbox, sink: Optional[Sink], elapsed_s: float) -> di
             "killedAtDeadline": shutdown.get("killed", False),
             "crashed": extension.crashed,
             "output": extension.output[-50:],
+            "finalLine": next((line for line in reversed(extension.output) if "exiting after" in line), None),
         }
     drops = [r for r in records if r.get("kind") == "drops"]
     ok = not sandbox.crashes and not any(e["killedAtDeadline"] or e["crashed"] for e in extensions.values()) and not missing
@@ -172,6 +210,8 @@ def build_report(sandbox: Sandbox, sink: Optional[Sink], elapsed_s: float) -> di
         "shutdown": {k: v for k, v in sandbox.shutdown_info.items() if k != "extensions"},
         "crashes": sandbox.crashes,
         "missing": missing,
+        "misattributed": misattributed,
+        "stoppedEarly": sandbox.stopped_early,
         "sink": {"url": sink.url if sink is not None else None, "records": len(records), "requests": sink.requests if sink else 0, "lastDrops": drops[-1] if drops else None},
         "telemetry": {
             s.name: {"posts": s.posts, "deliveredEvents": s.delivered_events, "droppedEvents": s.dropped_events}

@@ -1054,3 +1054,46 @@ def test_module_entry_point_runs(tmp_path: Path) -> None:
 
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith("layer.zip: OK (python3.12, x86_64)")
+
+
+def _symlink_zip(path: Path, link_name: str, target: str, extra: dict[str, bytes] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        info = zipfile.ZipInfo(link_name)
+        info.create_system = 3
+        info.external_attr = (0o120777 << 16)
+        archive.writestr(info, target)
+        for name, data in (extra or {}).items():
+            member = zipfile.ZipInfo(name)
+            member.create_system = 3
+            member.external_attr = (0o100755 << 16)
+            archive.writestr(member, data)
+    return path
+
+
+def test_symlink_launcher_warning_keeps_exit_zero(tmp_path: Path) -> None:
+    layer = _symlink_zip(tmp_path / "link.zip", "extensions/myext", "/nonexistent/launcher")
+
+    code = main([str(layer), "--runtime", "python3.12", "--arch", "x86_64", "--json"])
+
+    assert code == 0
+
+
+def test_symlink_launcher_outside_layer_finding(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    layer = _symlink_zip(tmp_path / "link.zip", "extensions/myext", "/nonexistent/launcher")
+
+    main([str(layer), "--runtime", "python3.12", "--arch", "x86_64"])
+    output = capsys.readouterr().out
+
+    assert "extensions/myext" in output
+    assert "symbolic link to '/nonexistent/launcher'" in output
+
+
+def test_symlink_launcher_inside_layer_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    layer = _symlink_zip(
+        tmp_path / "link.zip", "extensions/myext", "../myext/run.sh", {"myext/run.sh": b"#!/bin/bash\nexec true\n"}
+    )
+
+    main([str(layer), "--runtime", "python3.12", "--arch", "x86_64"])
+    output = capsys.readouterr().out
+
+    assert "symbolic link" not in output

@@ -7,6 +7,7 @@ function. Lambda runs them as a non-root user, so launchers need mode 755.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import stat
 
@@ -98,10 +99,38 @@ def check_extensions(context: CheckContext) -> list[Finding]:
     return findings
 
 
-def _check_launcher(layer: Layer, launcher: LayerFile) -> list[Finding]:
-    # NOTE: a symbolic link is not followed, so its target's mode and content go unchecked.
-    if launcher.is_symlink:
+def _check_launcher_link(layer: Layer, launcher: LayerFile) -> list[Finding]:
+    """Warn about a symbolic-link launcher whose target is not a file of this layer.
+
+    NOTE: a target inside the layer is not checked further (mode, interpreter line).
+    """
+    try:
+        target = layer.read(launcher, 4096).decode("utf-8", "replace")
+    except MEMBER_READ_ERRORS:
         return []
+    if target.startswith("/opt/"):
+        resolved = posixpath.normpath(target[len("/opt/"):])
+    elif target.startswith("/"):
+        resolved = None
+    else:
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(launcher.name), target))
+    names = {member.name for member in layer.regular_files()}
+    if resolved is not None and resolved in names:
+        return []
+    return [
+        warning(
+            "extension-link-outside",
+            launcher.name,
+            f"extension launcher is a symbolic link to {target!r}, which is not a file of this layer; "
+            "Lambda cannot start it unless the runtime or another layer provides that file",
+            "store the launcher itself in extensions/ instead of a link",
+        )
+    ]
+
+
+def _check_launcher(layer: Layer, launcher: LayerFile) -> list[Finding]:
+    if launcher.is_symlink:
+        return _check_launcher_link(layer, launcher)
 
     findings = _check_launcher_mode(launcher)
     if launcher.read_error is not None or launcher.format in (FileFormat.ELF, FileFormat.MACH_O, FileFormat.PE):

@@ -127,10 +127,11 @@ class Delivery:
         try:
             self.flush_count += 1
             self.collect()
+            failed: set[str] = set()
             while self._entries:
                 if time.monotonic() >= deadline:
                     return False
-                if not self._export_one_batch(deadline, stop or self.stop_event):
+                if not self._export_one_batch(deadline, stop or self.stop_event, failed):
                     return False
             self._ship_drop_counts(deadline, stop or self.stop_event)
             return True
@@ -148,11 +149,17 @@ class Delivery:
         self._accounting.drop(events, reason)
         return events
 
-    def _export_one_batch(self, deadline: float, stop: threading.Event) -> bool:
-        batch = self._next_batch()
+    def _export_one_batch(self, deadline: float, stop: threading.Event, failed: set[str]) -> bool:
+        """Send each destination its next batch; return whether any destination took one.
+
+        A destination that failed is skipped for the rest of this flush, so it neither holds
+        the others back nor spends the deadline on retries it already gave up.
+        """
         progressed = False
         for exporter in self._exporters:
-            entries = [entry for entry in batch if exporter.name in entry.waiting_for]
+            if exporter.name in failed:
+                continue
+            entries = self._next_batch(exporter.name)
             if not entries:
                 continue
             records = [entry.item.record for entry in entries]
@@ -166,6 +173,7 @@ class Delivery:
                     result.detail,
                     "giving up on them at SHUTDOWN" if self.stop_event.is_set() else "keeping them for a later flush",
                 )
+                failed.add(exporter.name)
                 continue
             if result.outcome is Outcome.REJECTED:
                 logger.error("%s rejected %d records: %s", exporter.name, len(records), result.detail)
@@ -210,11 +218,13 @@ class Delivery:
                 else:
                     self._accounting.deliver(entry.item.event_count)
 
-    def _next_batch(self) -> list[_Entry]:
+    def _next_batch(self, destination: str) -> list[_Entry]:
         batch: list[_Entry] = []
         size = 0
         with self._buffer_lock:
             for entry in self._entries:
+                if destination not in entry.waiting_for:
+                    continue
                 if batch and (len(batch) >= MAX_BATCH_RECORDS or size + entry.item.size_bytes > MAX_BATCH_BYTES):
                     break
                 batch.append(entry)

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import pytest
 
 from telemetry_ext.accounting import Accounting
-from telemetry_ext.delivery import Delivery
+from telemetry_ext.delivery import MAX_BATCH_RECORDS, Delivery
 from telemetry_ext.exporters.base import ExportResult, Outcome
 from telemetry_ext.invocations import ReadyItem
 from telemetry_ext.retry import RetryPolicy
@@ -231,7 +231,7 @@ def test_partial_success_counts_rejected() -> None:
 
 def test_two_destinations_one_fails() -> None:
     healthy = FakeExporter("file")
-    failing = FakeExporter("http", results=[RETRYABLE, RETRYABLE])
+    failing = FakeExporter("http", results=[RETRYABLE])
     delivery, ready, accounting = make_delivery([healthy, failing])
     ready.add(2)
 
@@ -499,3 +499,18 @@ def test_accounting_balanced_throughout() -> None:
 
     assert_balanced(accounting)
     assert accounting.snapshot()["buffered"] == 0
+
+
+
+def test_failing_destination_does_not_hold_back_others() -> None:
+    healthy = FakeExporter("healthy")
+    broken = FakeExporter("broken", default=RETRYABLE)
+    delivery, ready, accounting = make_delivery([broken, healthy])
+    ready.add(count=MAX_BATCH_RECORDS + 5)
+
+    emptied = delivery.flush(deadline_in())
+
+    assert emptied is False
+    assert len(healthy.data_records()) == MAX_BATCH_RECORDS + 5
+    assert len(broken.batches) == 1
+    assert_balanced(accounting)

@@ -116,3 +116,45 @@ def test_record_over_max_bytes_is_joined(simulate, sink, tmp_path: Path):
     _, _, dropped, unaccounted = final_accounting(report)
     assert unaccounted == 0
     assert dropped == {}
+
+
+def test_platform_logs_dropped_shipped_as_data(simulate, sink):
+    report = simulate(invokes=3, drop_telemetry_batches=1, env={"TELEMETRY_EXT_FLUSH": "end"})
+
+    assert [inv["status"] for inv in report["invocations"]] == ["success"] * 3
+    drops = [r for r in sink.records if r.get("kind") == "drops"]
+    assert drops
+    assert drops[-1]["platformDroppedRecords"] > 0
+    assert drops[-1]["platformDroppedBytes"] > 0
+    assert sum(s["droppedEvents"] for s in report["telemetry"].values()) == drops[-1]["platformDroppedRecords"]
+    _, _, _, unaccounted = final_accounting(report)
+    assert unaccounted == 0
+
+
+def test_shutdown_deadline_already_passed(simulate, sink):
+    report = simulate(
+        invokes=2,
+        env={"TELEMETRY_EXT_FLUSH": "shutdown"},
+        shutdown_budget_ms=2000,
+        announced_shutdown_left_ms=0,
+    )
+
+    extension = report["extensions"]["telemetry-ext"]
+    assert extension["exitCode"] == 0
+    assert not extension["killedAtDeadline"]
+    # The extension gives up at once instead of using the time the sandbox would still allow.
+    assert extension["shutdownExitMs"] < 1000
+    received, delivered, dropped, unaccounted = final_accounting(report)
+    assert unaccounted == 0
+    assert received == delivered + sum(dropped.values())
+    assert dropped.get("shutdown_deadline", 0) > 0
+
+
+@pytest.mark.parametrize("schema", ["2022-07-01", "2022-12-13", "2025-01-29"])
+def test_schema_versions_deliver_records(simulate, sink, schema):
+    report = simulate(invokes=2, env={"TELEMETRY_EXT_FLUSH": "end", "TELEMETRY_EXT_SCHEMA_VERSION": schema})
+
+    assert report["ok"], report
+    records = [r for r in sink.records if r.get("kind") == "invocation"]
+    assert len(records) == 2
+    assert all(record["complete"] for record in records)

@@ -58,6 +58,11 @@ class SandboxOptions:
     # Hand INVOKE to the extensions this long after the runtime got the event, so that the
     # invocation's telemetry reaches them before its INVOKE does.
     extension_invoke_delay_ms: int = 0
+    # Lose this many telemetry batches after init, reported as platform.logsDropped.
+    drop_telemetry_batches: int = 0
+    # Announce this much time left in SHUTDOWN's deadlineMs while still killing only after
+    # shutdown_budget_ms, to test that an extension honours the deadline it is given.
+    announced_shutdown_left_ms: Optional[int] = None
 
 
 @dataclass
@@ -206,6 +211,7 @@ class Sandbox:
             },
         )
         self.hub.close_init()
+        self.hub.drop_batches = self.options.drop_telemetry_batches
         self.phase = "idle"
         del runtime_duration_ms
 
@@ -686,7 +692,8 @@ class Sandbox:
         self.phase = "shutdown"
         budget_s = self.options.shutdown_budget_ms / 1000.0
         deadline = started + budget_s
-        deadline_ms = epoch_ms() + self.options.shutdown_budget_ms
+        announced_ms = self.options.announced_shutdown_left_ms
+        deadline_ms = epoch_ms() + (self.options.shutdown_budget_ms if announced_ms is None else announced_ms)
         if self.runtime is not None and self.runtime.poll() is None:
             processes.signal_process(self.runtime, signal.SIGTERM)
             if not processes.wait_for_exit(self.runtime, started + min(RUNTIME_STOP_S, budget_s)):

@@ -107,6 +107,8 @@ class TelemetryHub:
         self._closed = threading.Event()
         self.delivery_timeout_s = delivery_timeout_s
         self.split_records_over_max_bytes = split_records_over_max_bytes
+        # Fault injection: this many batches are lost and reported as platform.logsDropped.
+        self.drop_batches = 0
         self.broadcast_count = 0
 
     # --- subscriptions -----------------------------------------------------------------------
@@ -211,6 +213,12 @@ class TelemetryHub:
             with subscriber.post_lock:
                 if self._frozen.is_set():
                     continue
+                if self.drop_batches > 0 and not _only_drop_notices(batch):
+                    # Fault injection: lose the batch as if the subscriber had not answered.
+                    self.drop_batches -= 1
+                    subscriber.dropped_events += len(batch)
+                    self._report_dropped(subscriber, batch)
+                    return connection
                 bodies = self._bodies(subscriber, batch)
                 for body in bodies:
                     ok, connection = self._post(subscriber, body, connection)
@@ -299,3 +307,7 @@ class TelemetryHub:
 def _category(event_type: str) -> str:
     """Return the subscription type (platform, function or extension) of an event type."""
     return "platform" if event_type.startswith("platform.") else event_type
+
+
+def _only_drop_notices(batch: list[tuple[dict, int]]) -> bool:
+    return all(event.get("type") == "platform.logsDropped" for event, _ in batch)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any, Optional
 
+from telemetry_ext.deferred_logging import get_logger
 from telemetry_ext import lambda_http
 from telemetry_ext.errors import LambdaApiError, RegistrationRejected
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 _BASE = "/2020-01-01/extension"
 

@@ -1,11 +1,13 @@
 """The extension's lifecycle: register, subscribe, loop on /event/next, drain at SHUTDOWN.
 
 Threads:
-- main: the Extensions API loop. It is the only place that ends the process, after SHUTDOWN.
+- main: the Extensions API loop. It ends the process after SHUTDOWN, and before registering
+  only when it cannot register at all.
 - telemetry-listener and its connection threads: receive Telemetry API POSTs (listener.py).
 - telemetry-processor: parses bodies and groups events by request (processor.py).
-- telemetry-setup: builds the destinations after registration, so that importing ``requests``
-  and Powertools does not delay the first /event/next.
+- telemetry-setup: started with the first /event/next; loads ``logging`` (records logged
+  until then are held, see deferred_logging.py), then builds parsing, redaction and the
+  destinations, so that none of these imports delays the first /event/next.
 - telemetry-shipper: periodic flushes, for the periodic and adaptive strategies.
 
 Lambda fails the invoke when an extension exits before SHUTDOWN, even with status 0, so every
@@ -15,13 +17,13 @@ line and the extension stays registered but ships nothing.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
+from telemetry_ext import deferred_logging
 from telemetry_ext.accounting import Accounting
 from telemetry_ext.config import Config, FlushStrategy
 from telemetry_ext.errors import ConfigError, LambdaApiError, RegistrationRejected
@@ -33,7 +35,7 @@ from telemetry_ext.telemetry_api import SANDBOX_HOST, SubscriptionResult, build_
 if TYPE_CHECKING:
     from telemetry_ext.invocations import Aggregator
 
-logger = logging.getLogger("telemetry_ext")
+logger = deferred_logging.get_logger("telemetry_ext")
 
 # Lambda allows at most 2,000 ms for SHUTDOWN when external extensions are present.
 MAX_SHUTDOWN_S = 2.0
@@ -50,13 +52,17 @@ def main(extension_name: str, environ: Optional[Mapping[str, str]] = None) -> No
     """Run the extension until SHUTDOWN, then exit the process with status 0."""
     started_at = time.monotonic()
     environ = os.environ if environ is None else environ
-    _configure_logging(extension_name, environ.get("TELEMETRY_EXT_LOG_LEVEL", "INFO"))
+    deferred_logging.configure(extension_name, environ.get("TELEMETRY_EXT_LOG_LEVEL", "INFO"))
     api_address = environ.get("AWS_LAMBDA_RUNTIME_API")
     if not api_address:
         logger.error("AWS_LAMBDA_RUNTIME_API is not set: this program runs as a Lambda extension only")
+        deferred_logging.load()
         sys.exit(2)
     extension = Extension(extension_name, api_address, environ, started_at)
     extension.run()
+    deferred_logging.load()
+    import logging
+
     logging.shutdown()
     # Skip interpreter teardown: daemon threads may sit in blocking calls, and nothing is left
     # to flush.
@@ -79,6 +85,7 @@ class Extension:
         self.delivery_ready = threading.Event()
         self.pipeline_ready = threading.Event()
         self.redactor: Any = None
+        self._pipeline_config: Optional[Config] = None
         self.subscribed = False
         self._invoke_gaps_s: list[float] = []
         self._last_invoke_at: Optional[float] = None
@@ -148,7 +155,7 @@ class Extension:
         host = resolve_listener_host(config.listener_host, SANDBOX_HOST)
         self.listener = TelemetryListener(host, config.listener_port, self.processor.submit, self.processor.reject)
         self.listener.start()
-        threading.Thread(target=self._build_pipeline, args=(config,), name="telemetry-setup", daemon=True).start()
+        self._pipeline_config = config
 
         subscription = build_subscription(config, self.listener.port)
         assert self.client.extension_id is not None
@@ -169,7 +176,20 @@ class Extension:
             self.listener.port,
         )
 
+    def _start_background_setup(self) -> None:
+        """Start the work that waited for the first /event/next: logging, parsing, destinations.
+
+        Started only now, so that its imports do not compete with the main thread for the
+        interpreter lock while it registers and subscribes.
+        """
+        config = self._pipeline_config
+        if config is None:
+            deferred_logging.load_in_background()
+            return
+        threading.Thread(target=self._build_pipeline, args=(config,), name="telemetry-setup", daemon=True).start()
+
     def _build_pipeline(self, config: Config) -> None:
+        deferred_logging.load()
         try:
             from telemetry_ext.invocations import Aggregator
             from telemetry_ext.redaction import Redactor
@@ -222,7 +242,12 @@ class Extension:
 
     def _event_loop(self) -> None:
         failures = 0
+        setup_started = False
         while True:
+            if not setup_started:
+                # Nothing the first /event/next depends on is left; the rest runs beside it.
+                self._start_background_setup()
+                setup_started = True
             try:
                 event = self.client.next_event()
             except LambdaApiError as error:
@@ -392,12 +417,3 @@ def _quiet_period_s(config: Optional[Config]) -> float:
     """
     buffer_timeout_ms = config.buffer_timeout_ms if config is not None else 25
     return max(0.05, 2 * buffer_timeout_ms / 1000.0)
-
-
-def _configure_logging(extension_name: str, level_name: str) -> None:
-    level = getattr(logging, level_name.strip().upper(), None)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"[{extension_name}] %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level if isinstance(level, int) else logging.INFO)

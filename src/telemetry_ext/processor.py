@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import collections
 import json
-import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
+from telemetry_ext.deferred_logging import get_logger
 from telemetry_ext.accounting import Accounting
 
 if TYPE_CHECKING:
     from telemetry_ext.invocations import Aggregator
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 MAX_FRAGMENT_BYTES = 4 * 1024 * 1024
 # Maximum time a listener thread waits for room in a full ingest queue before dropping a body.

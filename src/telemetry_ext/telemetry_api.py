@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import enum
 import json
-import logging
 
+from telemetry_ext.deferred_logging import get_logger
 from telemetry_ext import lambda_http
 from telemetry_ext.config import Config
 from telemetry_ext.errors import LambdaApiError
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # Lambda delivers to this name; the listener binds to the address it resolves to.
 SANDBOX_HOST = "sandbox.localdomain"

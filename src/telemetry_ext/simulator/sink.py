@@ -70,6 +70,7 @@ class Sink(ThreadingHTTPServer):
         self.retry_after = retry_after
         self.records: list[dict] = []
         self.bodies: list[tuple[str, dict]] = []
+        self.payloads: list[tuple[str, bytes]] = []  # Request path and decoded body.
         self.requests = 0
         self.stopped = threading.Event()
         self._lock = threading.Lock()
@@ -109,6 +110,7 @@ class Sink(ThreadingHTTPServer):
             records = [json.loads(line) for line in text.splitlines() if line.strip()]
         with self._changed:
             self.bodies.append((path, headers))
+            self.payloads.append((path, body))
             self.records.extend(r for r in records if isinstance(r, dict))
             self._changed.notify_all()
 

@@ -1,9 +1,9 @@
 """Configuration, read once from the environment into an immutable value.
 
 Every setting is an environment variable starting with ``TELEMETRY_EXT_``. ``Config.from_env``
-takes a mapping, so tests pass a plain dict. A variable with an invalid value raises
-ConfigError naming the variable, the value and what was expected; ``main`` turns that into one
-error line and a mode that ships nothing but keeps the function working.
+takes a mapping, so tests pass a plain dict. Invalid values raise one ConfigError that names
+each variable, its value and what was expected. ``main`` logs it as one error line and then
+ships nothing, which keeps the function working.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class FlushStrategy(enum.Enum):
 
 
 class HttpBodyFormat(enum.Enum):
-    """How the HTTP destination frames a batch."""
+    """Framing of a batch sent to the HTTP destination."""
 
     ARRAY = "array"  # One JSON array of records.
     NDJSON = "ndjson"  # One record per line.

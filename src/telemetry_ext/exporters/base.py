@@ -17,7 +17,10 @@ class Outcome(enum.Enum):
     """What became of one export attempt."""
 
     SENT = "sent"
-    RETRYABLE = "retryable"  # Nothing was accepted, and sending the same batch again may work.
+    # Sending the same batch again may work. An exporter that sends a batch in parts (OTLP, one
+    # request per signal) remembers which parts were taken, so a retry of the same list sends
+    # only the rest; a new list built from the same records may send a part twice.
+    RETRYABLE = "retryable"
     REJECTED = "rejected"  # The destination refused the batch for good; do not send it again.
 
 

@@ -78,7 +78,7 @@ def run_scenario(scenario: Scenario, sink: Optional[Sink] = None) -> dict[str, A
             payload = scenario.payloads[index % len(scenario.payloads)] if scenario.payloads else {}
             invocation = sandbox.invoke(json.dumps(payload).encode())
             # Lambda resets the sandbox after a timeout or a runtime exit, with a SHUTDOWN whose
-            # reason says why; this run ends there instead of starting a new sandbox.
+            # reason gives the cause; this run ends there instead of starting a new sandbox.
             if invocation.status == "timeout":
                 scenario.shutdown_reason = "timeout"
             elif sandbox.runtime_gone():
@@ -105,7 +105,7 @@ def run_scenario(scenario: Scenario, sink: Optional[Sink] = None) -> dict[str, A
 def build_report(sandbox: Sandbox, sink: Optional[Sink], elapsed_s: float) -> dict[str, Any]:
     """Summarize the run; ``missing`` lists what the function produced but the sink lacks.
 
-    A run misses nothing when every invocation has a record at the sink and the sink holds at
+    A run misses nothing when every invocation has a record at the sink and the sink contains at
     least as many log lines and metrics, over all records, as the function produced. Lines
     filed under another record than the simulator expected are listed in ``misattributed``
     without failing the run: a line without a request id can only be placed by time.

@@ -32,7 +32,7 @@ MAX_BATCH_BYTES = 1024 * 1024
 class _Entry:
     """A ready record with the destinations that still have to take it."""
 
-    __slots__ = ("item", "waiting_for", "rejected_by")
+    __slots__ = ("item", "waiting_for", "rejected_by", "taken_by")
 
     def __init__(self, item: ReadyItem, destinations: Sequence[str]) -> None:
         self.item = item
@@ -40,6 +40,7 @@ class _Entry:
         # Destinations that refused the record for good. Kept here, not in the record, so
         # that the other destinations never receive this bookkeeping.
         self.rejected_by: list[str] = []
+        self.taken_by = 0
 
 
 class Delivery:
@@ -139,15 +140,25 @@ class Delivery:
             self.export_lock.release()
 
     def drop_unsent(self, reason: str) -> int:
-        """Count every buffered record as dropped; return the number of events."""
+        """Give up on every buffered record; return the events that no destination took.
+
+        A record that some destination already took counts as delivered, and the destinations
+        still waiting for it count it as undelivered with ``reason``.
+        """
         with self._buffer_lock:
-            events = 0
-            while self._entries:
-                entry = self._entries.popleft()
-                events += entry.item.event_count
+            entries = list(self._entries)
+            self._entries.clear()
             self._buffered_bytes = 0
-        self._accounting.drop(events, reason)
-        return events
+        lost = 0
+        for entry in entries:
+            failures = [(name, "rejected") for name in entry.rejected_by]
+            failures += [(name, reason) for name in sorted(entry.waiting_for)]
+            if not entry.taken_by:
+                lost += entry.item.event_count
+                self._accounting.drop(entry.item.event_count, reason)
+            else:
+                self._account_settled(entry, failures)
+        return lost
 
     def _export_one_batch(self, deadline: float, stop: threading.Event, failed: set[str]) -> bool:
         """Send each destination its next batch; return whether any destination took one.
@@ -206,6 +217,8 @@ class Delivery:
                     # A partial success does not name the refused records; the first ones are
                     # counted, so the totals stay right even if the attribution is not.
                     entry.rejected_by.append(destination)
+                else:
+                    entry.taken_by += 1
                 if entry.waiting_for:
                     continue
                 try:
@@ -213,10 +226,18 @@ class Delivery:
                 except ValueError:
                     continue
                 self._buffered_bytes -= entry.item.size_bytes
-                if entry.rejected_by:
-                    self._accounting.drop(entry.item.event_count, "rejected_by_" + entry.rejected_by[0])
-                else:
-                    self._accounting.deliver(entry.item.event_count)
+                self._account_settled(entry, [(name, "rejected") for name in entry.rejected_by])
+
+    def _account_settled(self, entry: _Entry, failures: list[tuple[str, str]]) -> None:
+        """Count a record no destination still waits for: delivered if any destination took it."""
+        count = entry.item.event_count
+        if entry.taken_by:
+            self._accounting.deliver(count)
+            for destination, reason in failures:
+                self._accounting.note_undelivered(count, destination, reason)
+        elif failures:
+            destination, reason = failures[0]
+            self._accounting.drop(count, f"rejected_by_{destination}" if reason == "rejected" else reason)
 
     def _next_batch(self, destination: str) -> list[_Entry]:
         batch: list[_Entry] = []
@@ -234,11 +255,11 @@ class Delivery:
     def _ship_drop_counts(self, deadline: float, stop: threading.Event) -> None:
         """Send the drop counters as a ``drops`` record whenever they changed since the last one."""
         snapshot = self._accounting.snapshot()
-        counters: dict[str, Any] = {"dropped": snapshot["dropped"]}
+        counters: dict[str, Any] = {"dropped": snapshot["dropped"], "undelivered": snapshot["undelivered"]}
         if self._extra_stats is not None:
             counters.update(self._extra_stats())
-        if not any(counters["dropped"].values()) and not any(
-            value for key, value in counters.items() if key != "dropped" and isinstance(value, int)
+        if not any(counters["dropped"].values()) and not any(counters["undelivered"].values()) and not any(
+            value for key, value in counters.items() if key not in ("dropped", "undelivered") and isinstance(value, int)
         ):
             return
         if counters == self._last_shipped_drops:

@@ -257,7 +257,38 @@ def test_rejection_mark_not_shipped_elsewhere() -> None:
     delivery.flush(deadline_in())
 
     assert other.data_records() == [{"kind": "invocation", "requestId": "req-1", "complete": True}]
+    assert accounting.snapshot()["dropped"] == {}
+    assert accounting.snapshot()["delivered"] == 3
+    assert accounting.snapshot()["undelivered"] == {"otlp:rejected": 3}
+    assert_balanced(accounting)
+
+
+def test_record_rejected_everywhere_dropped() -> None:
+    first = FakeExporter("otlp", results=[REJECTED])
+    second = FakeExporter("http", results=[REJECTED])
+    delivery, ready, accounting = make_delivery([first, second])
+    ready.add(1)
+
+    delivery.flush(deadline_in())
+
     assert accounting.snapshot()["dropped"] == {"rejected_by_otlp": 3}
+    assert accounting.snapshot()["delivered"] == 0
+    assert_balanced(accounting)
+
+
+def test_drop_unsent_counts_partly_delivered() -> None:
+    healthy = FakeExporter("http")
+    failing = FakeExporter("file", default=RETRYABLE)
+    delivery, ready, accounting = make_delivery([healthy, failing])
+    ready.add(2)
+
+    delivery.flush(deadline_in())
+    lost = delivery.drop_unsent("shutdown_deadline")
+
+    assert lost == 0
+    assert accounting.snapshot()["delivered"] == 6
+    assert accounting.snapshot()["dropped"] == {}
+    assert accounting.snapshot()["undelivered"] == {"file:shutdown_deadline": 6}
     assert_balanced(accounting)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
@@ -16,6 +17,7 @@ import responses
 from telemetry_ext.exporters.base import Outcome
 from telemetry_ext.exporters.emf import EmfExporter
 from telemetry_ext.exporters.encoding import to_json_bytes, to_ndjson_bytes
+from telemetry_ext.exporters import file as file_module
 from telemetry_ext.exporters.file import FileExporter
 from telemetry_ext.exporters.http_json import HttpJsonExporter
 
@@ -201,13 +203,30 @@ def test_file_keeps_existing_content(tmp_path: Path) -> None:
     assert len(path.read_text(encoding="utf-8").splitlines()) == 3
 
 
-def test_file_bad_path_retryable(tmp_path: Path) -> None:
+def test_file_missing_folder_rejected(tmp_path: Path) -> None:
     exporter = FileExporter(str(tmp_path / "missing-dir" / "telemetry.ndjson"))
 
     result = exporter.export(RECORDS, 1.0)
 
-    assert result.outcome is Outcome.RETRYABLE
+    assert result.outcome is Outcome.REJECTED
     assert "missing-dir" in result.detail
+
+
+def test_file_path_is_folder_rejected(tmp_path: Path) -> None:
+    result = FileExporter(str(tmp_path)).export(RECORDS, 1.0)
+
+    assert result.outcome is Outcome.REJECTED
+
+
+def test_file_full_disk_retryable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_disk(*args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(file_module.os, "write", full_disk)
+
+    result = FileExporter(str(tmp_path / "telemetry.ndjson")).export(RECORDS, 1.0)
+
+    assert result.outcome is Outcome.RETRYABLE
 
 
 # --- EmfExporter ---------------------------------------------------------------------------

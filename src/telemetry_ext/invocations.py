@@ -398,6 +398,11 @@ class Aggregator:
                 request_id = done_id
         if request_id is not None:
             pending = self._invocation(request_id)
+            # Lines placed by position (print output, the runtime's uncaught-error line) get
+            # the id too, so that each log record can be queried on its own.
+            for log_record in log_records:
+                if not log_record.get("requestId"):
+                    log_record["requestId"] = request_id
         elif not self._init_done:
             if self._init is None:
                 self._init = _Pending(_new_init_record("init", self._identity))

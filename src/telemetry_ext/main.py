@@ -296,7 +296,9 @@ class Extension:
             self.processor.drain()
         budget_s = config.flush_timeout_ms / 1000.0
         deadline = time.monotonic() + min(budget_s, function_left_s)
-        if not self.delivery_ready.wait(max(0.0, deadline - time.monotonic())) or self.delivery is None:
+        # The destinations are built beside the first invokes; until they are ready, the data
+        # waits for a later flush rather than making this invoke wait for the imports.
+        if not self.delivery_ready.is_set() or self.delivery is None:
             return
         self.delivery.flush(deadline)
         self._last_flush_at = time.monotonic()
@@ -400,13 +402,18 @@ class Extension:
             logger.error("%d telemetry events arrived after the final flush and were not delivered", late)
         counts = self.accounting.snapshot()
         logger.info(
-            "exiting after %.0f ms: received %d, delivered %d, dropped %s, unaccounted %d",
+            "exiting after %.0f ms: received %d, delivered %d, dropped %s, unaccounted %d%s",
             (time.monotonic() - received_at) * 1000,
             counts["received"],
             counts["delivered"],
-            ", ".join(f"{reason}={count}" for reason, count in sorted(counts["dropped"].items())) or "none",
+            _format_counts(counts["dropped"]),
             counts["buffered"],
+            f"; not taken by every destination: {_format_counts(counts['undelivered'])}" if counts["undelivered"] else "",
         )
+
+
+def _format_counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{reason}={count}" for reason, count in sorted(counts.items())) or "none"
 
 
 def _quiet_period_s(config: Optional[Config]) -> float:

@@ -73,7 +73,7 @@ layer_version_arn="$(
     --description "$description" \
     --license-info Apache-2.0 \
     --zip-file "fileb://$layer_zip" \
-    --compatible-runtimes python3.9 python3.10 python3.11 python3.12 python3.13 \
+    --compatible-runtimes python3.9 python3.10 python3.11 python3.12 python3.13 python3.14 \
     --compatible-architectures x86_64 arm64 \
     --query LayerVersionArn \
     --output text

@@ -34,7 +34,7 @@ REGION = "us-east-1"
 LOOPBACK = "127.0.0.1"
 SERVER_START_TIMEOUT_S = 30.0
 CLI_TIMEOUT_S = 120.0
-RUNTIMES = ["python3.9", "python3.10", "python3.11", "python3.12", "python3.13"]
+RUNTIMES = ["python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14"]
 ARCHITECTURES = ["x86_64", "arm64"]
 
 

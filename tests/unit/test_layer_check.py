@@ -1097,3 +1097,30 @@ def test_symlink_launcher_inside_layer_accepted(tmp_path: Path, capsys: pytest.C
     output = capsys.readouterr().out
 
     assert "symbolic link" not in output
+
+
+def test_symlink_launcher_target_mode_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    layer = tmp_path / "link.zip"
+    with zipfile.ZipFile(layer, "w") as archive:
+        link = zipfile.ZipInfo("extensions/myext")
+        link.create_system = 3
+        link.external_attr = 0o120777 << 16
+        archive.writestr(link, "../myext/run.sh")
+        target = zipfile.ZipInfo("myext/run.sh")
+        target.create_system = 3
+        target.external_attr = 0o100644 << 16
+        archive.writestr(target, "#!/bin/bash\nexec true\n")
+
+    code = main([str(layer), "--runtime", "python3.12", "--arch", "x86_64"])
+    output = capsys.readouterr().out
+
+    assert code == 1
+    assert "myext/run.sh" in output
+    assert "0644" in output
+
+
+def test_new_runtimes_accepted(tmp_path: Path) -> None:
+    layer = _symlink_zip(tmp_path / "link.zip", "extensions/myext", "../myext/run.sh", {"myext/run.sh": b"#!/bin/bash\nexec true\n"})
+
+    for runtime in ("python3.14", "nodejs24.x", "java25"):
+        assert main([str(layer), "--runtime", runtime, "--arch", "arm64"]) == 0

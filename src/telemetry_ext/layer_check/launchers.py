@@ -100,10 +100,7 @@ def check_extensions(context: CheckContext) -> list[Finding]:
 
 
 def _check_launcher_link(layer: Layer, launcher: LayerFile) -> list[Finding]:
-    """Warn about a symbolic-link launcher whose target is not a file of this layer.
-
-    NOTE: a target inside the layer is not checked further (mode, interpreter line).
-    """
+    """Check the file a symbolic-link launcher points to, or warn when it is not in this layer."""
     try:
         target = layer.read(launcher, 4096).decode("utf-8", "replace")
     except MEMBER_READ_ERRORS:
@@ -114,9 +111,10 @@ def _check_launcher_link(layer: Layer, launcher: LayerFile) -> list[Finding]:
         resolved = None
     else:
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(launcher.name), target))
-    names = {member.name for member in layer.regular_files()}
-    if resolved is not None and resolved in names:
-        return []
+    # NOTE: a link to another link is not followed further.
+    target_file = next((member for member in layer.regular_files() if member.name == resolved), None)
+    if target_file is not None:
+        return _check_launcher(layer, target_file)
     return [
         warning(
             "extension-link-outside",

@@ -35,7 +35,7 @@ def check_packaging(context: CheckContext) -> list[Finding]:
 def _check_members(context: CheckContext) -> list[Finding]:
     layer = context.layer
     findings: list[Finding] = []
-    if not layer.regular_files():
+    if not layer.regular_files() and not any(member.is_symlink for member in layer.files):
         findings.append(
             warning("empty-layer", None, "the layer contains no files", "check the command that builds the zip")
         )

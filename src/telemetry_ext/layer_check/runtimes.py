@@ -56,14 +56,20 @@ RUNTIMES: dict[str, Runtime] = {
         _runtime("python3.11", "python", (3, 11), AMAZON_LINUX_2),
         _runtime("python3.12", "python", (3, 12), AMAZON_LINUX_2023),
         _runtime("python3.13", "python", (3, 13), AMAZON_LINUX_2023),
+        # python3.14, nodejs24.x and java25: identifiers from the Lambda runtimes page and the
+        # AWS SDK's Runtime enum (late 2025); their images are Amazon Linux 2023 like the other
+        # current runtimes.
+        _runtime("python3.14", "python", (3, 14), AMAZON_LINUX_2023),
         _runtime("nodejs16.x", "nodejs", (16,), AMAZON_LINUX_2),
         _runtime("nodejs18.x", "nodejs", (18,), AMAZON_LINUX_2),
         _runtime("nodejs20.x", "nodejs", (20,), AMAZON_LINUX_2023),
         _runtime("nodejs22.x", "nodejs", (22,), AMAZON_LINUX_2023),
+        _runtime("nodejs24.x", "nodejs", (24,), AMAZON_LINUX_2023),
         _runtime("java8.al2", "java", (8,), AMAZON_LINUX_2),
         _runtime("java11", "java", (11,), AMAZON_LINUX_2),
         _runtime("java17", "java", (17,), AMAZON_LINUX_2),
         _runtime("java21", "java", (21,), AMAZON_LINUX_2023),
+        _runtime("java25", "java", (25,), AMAZON_LINUX_2023),
         _runtime("provided.al2", "provided", (), AMAZON_LINUX_2),
         _runtime("provided.al2023", "provided", (), AMAZON_LINUX_2023),
     )

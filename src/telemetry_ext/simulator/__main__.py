@@ -22,7 +22,10 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     source.add_argument("--opt", type=Path, help="folder that is already laid out like /opt")
     parser.add_argument("--function", type=Path, default=Path("examples/order_processor"), help="function code folder (the task root)")
     parser.add_argument("--handler", default="app.handler", help="module.function of the handler (default app.handler)")
-    parser.add_argument("--function-name", default="order-processor", help="AWS_LAMBDA_FUNCTION_NAME of the function (default order-processor)")
+    parser.add_argument(
+        "--function-name",
+        help="AWS_LAMBDA_FUNCTION_NAME of the function (default: the function folder's name, with - for _)",
+    )
     parser.add_argument("--payloads", type=Path, help="JSON file with a list of event payloads, used in turn")
     parser.add_argument("--invokes", type=int, default=10, help="number of invocations (default 10)")
     parser.add_argument("--interval-ms", type=int, default=100, help="idle time between invocations, in ms (default 100)")
@@ -68,7 +71,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             opt_dir=opt_dir,
             task_dir=args.function.resolve(),
             handler=args.handler,
-            function_name=args.function_name,
+            function_name=args.function_name or args.function.resolve().name.replace("_", "-"),
             memory_mb=args.memory_mb,
             timeout_s=args.timeout_s,
             log_format=args.log_format,
@@ -114,6 +117,11 @@ def print_report(report: dict[str, Any]) -> None:
         verdict = "killed at the deadline" if ext["killedAtDeadline"] else ("crashed" if ext["crashed"] else f"exit code {ext['exitCode']}")
         print(f"  exit after SHUTDOWN: {ext['shutdownExitMs']} ms of {ext['shutdownBudgetMs']} ms ({verdict})")
     for name, ext in report["extensions"].items():
+        problems = [line for line in ext["output"] if " ERROR " in line or " WARNING " in line]
+        for line in problems[:5]:
+            print(f"\n{name}: {line.split('] ', 1)[-1]}")
+        if len(problems) > 5:
+            print(f"{name}: {len(problems) - 5} more errors and warnings; --echo or REPORT= shows them all")
         if ext.get("finalLine"):
             print(f"\n{name} accounting: {ext['finalLine'].split('INFO ', 1)[-1]}")
     if report.get("stoppedEarly"):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import stat
 import statistics
+import sys
 import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
 from telemetry_ext.simulator.api import ApiServer
@@ -29,19 +31,31 @@ class Scenario:
 
 
 def unpack_layer(layer_zip: Path, destination: Path) -> Path:
-    """Unpack a layer zip as Lambda does into /opt, keeping the Unix modes stored in the zip."""
+    """Unpack a layer zip as Lambda does into /opt, keeping Unix modes and symbolic links.
+
+    Entries with an absolute path or a ``..`` component would land outside /opt; they are
+    skipped with a warning on stderr, like ``unzip`` does.
+    """
+    root = destination.resolve()
     with zipfile.ZipFile(layer_zip) as archive:
         for info in archive.infolist():
-            target = destination / info.filename
+            parts = PurePosixPath(info.filename).parts
+            if info.filename.startswith("/") or ".." in parts:
+                print(f"warning: skipped {info.filename!r} of {layer_zip}: it would land outside /opt", file=sys.stderr)
+                continue
+            target = root.joinpath(*parts)
             if info.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
+            mode = (info.external_attr >> 16) & 0o177777
+            if stat.S_ISLNK(mode):
+                target.symlink_to(archive.read(info).decode("utf-8"))
+                continue
             with archive.open(info) as source, open(target, "wb") as output:
                 output.write(source.read())
-            mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                target.chmod(mode)
+            if mode & 0o777:
+                target.chmod(mode & 0o777)
     return destination
 
 

@@ -1,7 +1,10 @@
 """The sandbox's lifecycle: init, invokes with freezes, and SHUTDOWN with its deadline.
 
 The API handlers (api.py) call into this class from their server threads; the driver
-(``run_scenario``) calls ``start``, ``invoke`` and ``shutdown`` from one thread.
+(``run_scenario``) calls ``start``, ``invoke`` and ``shutdown`` from one thread. `Sandbox`
+inherits the methods that serve the Extensions and Telemetry APIs from extensions_api.py, and
+those that serve the Runtime API from runtime_api.py. The state of extensions and invocations
+is defined in state.py.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from telemetry_ext.simulator import processes
-from telemetry_ext.simulator.clock import epoch_ms, iso_time
+from telemetry_ext.simulator.clock import epoch_ms
+from telemetry_ext.simulator.extensions_api import ExtensionsApiMixin
+from telemetry_ext.simulator.runtime_api import RuntimeApiMixin
+
+# ApiError is re-exported: api.py imports it from this module together with Sandbox.
+from telemetry_ext.simulator.state import ApiError, ExtensionState, Invocation  # noqa: F401
 from telemetry_ext.simulator.telemetry import TelemetryHub
 
 MAX_EXTENSIONS = 10
@@ -65,61 +73,8 @@ class SandboxOptions:
     announced_shutdown_left_ms: Optional[int] = None
 
 
-@dataclass
-class ExtensionState:
-    name: str
-    path: Path
-    process: subprocess.Popen
-    launched_at: float
-    identifier: Optional[str] = None
-    events: tuple[str, ...] = ()
-    registered_at: Optional[float] = None
-    first_next_at: Optional[float] = None
-    next_calls: list[float] = field(default_factory=list)
-    events_queue: "queue.Queue[Optional[dict]]" = field(default_factory=queue.Queue)
-    waiting: threading.Event = field(default_factory=threading.Event)
-    exited_at: Optional[float] = None
-    exit_code: Optional[int] = None
-    killed: bool = False
-    crashed: bool = False
-    subscribed: bool = False
-    output: list[str] = field(default_factory=list)
 
-
-@dataclass
-class Invocation:
-    request_id: str
-    payload: bytes
-    deadline_ms: int
-    trace_header: str
-    started_at: float = 0.0
-    started_epoch: float = 0.0
-    response_at: Optional[float] = None
-    response_bytes: int = 0
-    error: Optional[dict] = None
-    runtime_done_at: Optional[float] = None
-    runtime_done_epoch: Optional[float] = None
-    status: str = "success"
-    error_type: Optional[str] = None
-    done: threading.Event = field(default_factory=threading.Event)
-    extension_done_ms: dict[str, float] = field(default_factory=dict)
-    duration_ms: float = 0.0
-    billed_ms: int = 0
-    max_memory_mb: int = 0
-    cold_start: bool = False
-    log_lines: int = 0
-    emf_metrics: int = 0
-    response: Optional[bytes] = None
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-
-
-class Sandbox:
+class Sandbox(ExtensionsApiMixin, RuntimeApiMixin):
     def __init__(self, options: SandboxOptions, api_address: str) -> None:
         self.options = options
         self.api_address = api_address
@@ -377,213 +332,6 @@ class Sandbox:
 
     def runtime_gone(self) -> bool:
         return self.runtime is not None and self.runtime.poll() is not None
-
-    # --- Extensions API ----------------------------------------------------------------------
-
-    def register(self, name: Optional[str], body: bytes) -> tuple[str, dict]:
-        if not name:
-            raise ApiError(403, "Extension.InvalidExtensionName", "Empty extension name")
-        try:
-            parsed = json.loads(body or b"null")
-        except ValueError as error:
-            raise ApiError(403, "InvalidRequestFormat", str(error)) from None
-        if not isinstance(parsed, dict):
-            raise ApiError(403, "InvalidRequestFormat", "request body must be a JSON object")
-        if "configurationKeys" in parsed:
-            raise ApiError(403, "InvalidRequestFormat", "configurationKeys are deprecated; use environment variables instead")
-        events = parsed.get("events", [])
-        if not isinstance(events, list):
-            raise ApiError(403, "InvalidRequestFormat", "events must be an array")
-        for event in events:
-            if event not in ("INVOKE", "SHUTDOWN"):
-                raise ApiError(403, "Extension.InvalidEventType", f"{event}: invalid event type")
-        with self._lock:
-            if self._registrations_rejected < self.options.reject_registrations:
-                self._registrations_rejected += 1
-                raise ApiError(403, "Extension.InvalidExtensionState", "registration rejected by the simulator's fault injection")
-            extension = self.extensions.get(name)
-            if extension is None:
-                if not self.registration_open:
-                    raise ApiError(403, "Extension.RegistrationClosed", "Extension registration closed already")
-                if "SHUTDOWN" in events:
-                    raise ApiError(403, "Extension.InvalidEventType", "SHUTDOWN: not supported for internal extensions")
-                raise ApiError(403, "Extension.InvalidExtensionState", f"{name} is not an executable in /opt/extensions")
-            if extension.registered_at is not None:
-                raise ApiError(
-                    403,
-                    "Extension.InvalidExtensionState",
-                    f"State transition from Registered to Registered failed for extension {name}",
-                )
-            if not self.registration_open:
-                raise ApiError(403, "Extension.RegistrationClosed", "Extension registration closed already")
-            extension.identifier = str(uuid.uuid4())
-            extension.events = tuple(events)
-            extension.registered_at = time.monotonic()
-            self._by_id[extension.identifier] = extension
-            self._lock.notify_all()
-        info = {"functionName": self.options.function_name, "functionVersion": "$LATEST", "handler": self.options.handler}
-        return extension.identifier, info
-
-    def extension_by_id(self, identifier: Optional[str]) -> ExtensionState:
-        if not identifier:
-            raise ApiError(403, "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header")
-        try:
-            uuid.UUID(identifier)
-        except ValueError:
-            raise ApiError(403, "Extension.InvalidExtensionIdentifier", "Invalid Lambda-Extension-Identifier") from None
-        extension = self._by_id.get(identifier)
-        if extension is None:
-            raise ApiError(403, "Extension.UnknownExtensionIdentifier", f"Unknown extension {identifier}")
-        return extension
-
-    def next_event(self, identifier: Optional[str]) -> dict:
-        extension = self.extension_by_id(identifier)
-        now = time.monotonic()
-        with self._lock:
-            extension.next_calls.append(now)
-            if extension.first_next_at is None:
-                extension.first_next_at = now
-            invocation = self.current
-            if invocation is not None and "INVOKE" in extension.events and extension.name not in invocation.extension_done_ms:
-                reference = invocation.runtime_done_at
-                extension.waiting.set()
-                # An extension that finished before the runtime added no time after it.
-                invocation.extension_done_ms[extension.name] = max(0.0, (now - reference) * 1000) if reference else 0.0
-            extension.waiting.set()
-            self._lock.notify_all()
-        while not self._closing.is_set():
-            try:
-                event = extension.events_queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            extension.waiting.clear()
-            if event is None:
-                break
-            return event
-        raise ApiError(500, "Sandbox.Closed", "the sandbox is closed")
-
-    def subscribe_telemetry(self, identifier: Optional[str], body: bytes) -> int:
-        extension = self.extension_by_id(identifier)
-        if not self.options.telemetry_supported:
-            return 202
-        if extension.first_next_at is not None or self.phase != "init":
-            raise ApiError(403, "Telemetry.SubscriptionClosed", "Telemetry API subscription is closed")
-        try:
-            parsed = json.loads(body)
-        except ValueError as error:
-            raise ApiError(400, "ValidationError", f"invalid JSON: {error}") from None
-        from telemetry_ext.simulator.telemetry import SubscriptionError
-
-        try:
-            self.hub.subscribe(extension.name, parsed)
-        except SubscriptionError as error:
-            raise ApiError(error.status, error.error_type, str(error)) from None
-        extension.subscribed = True
-        return 200
-
-    def extension_error(self, identifier: Optional[str], kind: str, error_type: Optional[str]) -> None:
-        extension = self.extension_by_id(identifier)
-        if not error_type:
-            raise ApiError(403, "Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found")
-        self.crashes.append(f"{extension.name} reported {kind} error {error_type}")
-
-    # --- Runtime API -------------------------------------------------------------------------
-
-    def runtime_next(self) -> Invocation:
-        invocation = self.current
-        if invocation is not None and invocation.runtime_done_at is None:
-            self._finish_runtime(invocation)
-        with self._lock:
-            self._runtime_ready.set()
-            self._lock.notify_all()
-        while not self._closing.is_set():
-            try:
-                next_invocation = self._runtime_queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if next_invocation is None:
-                break
-            return next_invocation
-        raise ApiError(500, "Sandbox.Closed", "the sandbox is closed")
-
-    def runtime_response(self, request_id: str, body: bytes) -> None:
-        invocation = self._check_request(request_id)
-        invocation.response_at = time.monotonic()
-        invocation.response_bytes = len(body)
-        invocation.response = body
-
-    def runtime_error(self, request_id: str, body: bytes) -> None:
-        invocation = self._check_request(request_id)
-        invocation.response_at = time.monotonic()
-        try:
-            invocation.error = json.loads(body)
-        except ValueError:
-            invocation.error = {"errorType": "Runtime.Unknown", "errorMessage": body[:200].decode("utf-8", "replace")}
-        invocation.response_bytes = len(body)
-
-    def runtime_init_error_reported(self, body: bytes, error_type: Optional[str]) -> None:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = {}
-        if not isinstance(parsed, dict):
-            parsed = {}
-        parsed.setdefault("errorType", error_type or "Runtime.Unknown")
-        with self._lock:
-            self.runtime_init_error = parsed
-            self._lock.notify_all()
-
-    def _check_request(self, request_id: str) -> Invocation:
-        invocation = self.current
-        if invocation is None or invocation.request_id != request_id:
-            raise ApiError(400, "InvalidRequestID", f"Invalid request ID: {request_id}")
-        if invocation.response_at is not None:
-            raise ApiError(403, "InvalidStateTransition", "the response was already posted")
-        return invocation
-
-    def _wait_for_runtime_output(self, timeout_s: float = 0.5) -> None:
-        """Wait until the runtime's output pipes are empty and their readers went quiet.
-
-        Lambda emits runtimeDone after the function's output of that invoke; without this wait
-        the reader threads could still be behind and deliver lines after the report.
-        """
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if processes.unread_bytes(self._runtime_fds) == 0 and time.monotonic() - self._last_output_at >= 0.005:
-                return
-            time.sleep(0.001)
-
-    def _finish_runtime(self, invocation: Invocation) -> None:
-        self._wait_for_runtime_output()
-        with self._lock:
-            if invocation.runtime_done_at is not None:
-                return
-            invocation.runtime_done_at = time.monotonic()
-            invocation.runtime_done_epoch = time.time()
-        if invocation.error is not None and invocation.status == "success":
-            invocation.status = self.options.function_error_status
-            if invocation.status != "success":
-                invocation.error_type = str(invocation.error.get("errorType") or "Function.Unhandled")
-        runtime_ms = (invocation.runtime_done_at - invocation.started_at) * 1000
-        spans = []
-        if invocation.response_at is not None:
-            latency_ms = (invocation.response_at - invocation.started_at) * 1000
-            spans = [
-                {"name": "responseLatency", "start": iso_time(invocation.started_epoch), "durationMs": round(latency_ms, 3)},
-                {"name": "responseDuration", "start": iso_time(invocation.started_epoch + latency_ms / 1000), "durationMs": 0.1},
-            ]
-        record: dict[str, Any] = {
-            "requestId": invocation.request_id,
-            "status": invocation.status,
-            **self._error_field(invocation.error_type),
-            "metrics": {"durationMs": round(runtime_ms, 3), "producedBytes": invocation.response_bytes},
-            "tracing": self._tracing(invocation),
-        }
-        if spans:
-            record["spans"] = spans
-        self.hub.broadcast("platform.runtimeDone", record)
-        with self._lock:
-            self._lock.notify_all()
 
     # --- driver ------------------------------------------------------------------------------
 

@@ -129,3 +129,21 @@ def test_function_timeout_gets_timeout_record(simulate, sink, tmp_path: Path):
     assert records[0]["status"] == "timeout"
     assert any("starting slow work" in log["message"] for record in records for log in record["logs"])
     assert report["extensions"]["telemetry-ext"]["exitCode"] == 0
+
+
+def test_unlaunchable_extension_reported(opt_dir, sink, tmp_path: Path):
+    import shutil
+
+    from telemetry_ext.simulator.sandbox import SandboxOptions
+    from telemetry_ext.simulator.scenario import Scenario, run_scenario
+
+    broken_opt = tmp_path / "opt"
+    shutil.copytree(opt_dir, broken_opt, symlinks=True)
+    (broken_opt / "extensions" / "not-executable").write_text("#!/bin/bash\nexit 0\n")
+
+    options = SandboxOptions(opt_dir=broken_opt, task_dir=EXAMPLE, handler="app.handler")
+    report = run_scenario(Scenario(options, [{"orderId": "o-1", "amount": 10}], invokes=1, interval_ms=0), sink=sink)
+
+    assert report["ok"] is False
+    assert any("not-executable could not be started" in crash for crash in report["crashes"])
+    assert report["extensions"]["telemetry-ext"]["exitCode"] == 0

@@ -174,19 +174,26 @@ class Sandbox(ExtensionsApiMixin, RuntimeApiMixin):
         directory = self.options.opt_dir / "extensions"
         if not directory.is_dir():
             return
-        paths = sorted(p for p in directory.iterdir() if p.is_file())
+        # Every regular file is started; a link counts too, even a broken one, which then
+        # fails to launch as it would in Lambda.
+        paths = sorted(p for p in directory.iterdir() if p.is_file() or p.is_symlink())
         if len(paths) > MAX_EXTENSIONS:
             raise RuntimeError(f"Extension.TooManyExtensions: {len(paths)} files in {directory}, the limit is 10")
         for path in paths:
-            process = subprocess.Popen(
-                [str(path)],
-                env=self._extension_env(),
-                cwd=str(self.options.opt_dir),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            try:
+                process = subprocess.Popen(
+                    [str(path)],
+                    env=self._extension_env(),
+                    cwd=str(self.options.opt_dir),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                # Lambda fails init with Extension.LaunchError; the run goes on without it.
+                self.crashes.append(f"{path.name} could not be started: {error.strerror} (Extension.LaunchError)")
+                continue
             state = ExtensionState(path.name, path, process, time.monotonic())
             self.extensions[path.name] = state
             processes.capture_lines(process.stdout, lambda line, s=state: self._on_extension_output(s, line), f"sim-ext-out-{path.name}")

@@ -99,6 +99,9 @@ class Extension:
         except ConfigError as error:
             logger.error("%s; shipping nothing until the configuration is fixed", error)
             self.config = None
+        except Exception:  # noqa: BLE001 - a bug in parsing must not keep the extension out of the lifecycle
+            logger.exception("reading the configuration failed; shipping nothing")
+            self.config = None
 
         if not self._register():
             return
@@ -108,6 +111,8 @@ class Extension:
             except Exception:  # noqa: BLE001 - without telemetry the function must still run
                 logger.exception("could not start the telemetry pipeline; shipping nothing")
                 self.subscribed = False
+                self.processor = None
+                self._pipeline_config = None
         elif self.config is not None:
             logger.warning(
                 "no destination configured (set TELEMETRY_EXT_HTTP_URL, TELEMETRY_EXT_OTLP_ENDPOINT, "

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from telemetry_ext.accounting import Accounting
 from telemetry_ext.exporters.base import Exporter, ExportResult, Outcome
-from telemetry_ext.invocations import ReadyItem
+from telemetry_ext.invocations import ReadyItem, now_iso
 from telemetry_ext.retry import RetryPolicy, send_with_retry
 
 logger = logging.getLogger(__name__)
@@ -163,8 +163,8 @@ class Delivery:
     def _export_one_batch(self, deadline: float, stop: threading.Event, failed: set[str]) -> bool:
         """Send each destination its next batch; return whether any destination took one.
 
-        A destination that failed is skipped for the rest of this flush, so it neither holds
-        the others back nor spends the deadline on retries it already gave up.
+        A destination that failed is skipped for the rest of this flush, so it neither delays
+        the others nor spends the deadline on retries it already gave up.
         """
         progressed = False
         for exporter in self._exporters:
@@ -270,16 +270,10 @@ class Delivery:
             for reason, count in counters["dropped"].items()
             if count != last_dropped.get(reason, 0)
         }
-        record = {"kind": "drops", "time": _iso_now(), **snapshot, **counters, "droppedSinceLast": delta}
+        record = {"kind": "drops", "time": now_iso(), **snapshot, **counters, "droppedSinceLast": delta}
         shipped_everywhere = True
         for exporter in self._exporters:
             result, _ = self._send(exporter, [record], deadline, stop)
             shipped_everywhere = shipped_everywhere and result.outcome is Outcome.SENT
         if shipped_everywhere:
             self._last_shipped_drops = counters
-
-
-def _iso_now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % int((now % 1) * 1000)
-

@@ -75,7 +75,7 @@ class ExtensionsApiClient:
         """Block until Lambda sends the next event, and return it.
 
         No timeout: the sandbox may be frozen for minutes while this call is outstanding, and
-        calling it is also how the extension tells Lambda that it finished the previous event.
+        calling it is also how the extension signals to Lambda that it finished the previous event.
         """
         response = lambda_http.request(
             self.api_address,

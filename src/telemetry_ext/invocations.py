@@ -3,7 +3,7 @@
 Events of one invocation share a ``requestId``, arrive in several batches, in any order, and
 partly after the invocation ended: the ``platform.report`` of the last invocation usually only
 arrives after SHUTDOWN. A record becomes ready to ship when its report (``initReport`` for
-init) arrives, when it holds too much data to wait, or at SHUTDOWN. Record fields are listed
+init) arrives, when it contains too much data to wait, or at SHUTDOWN. Record fields are listed
 in docs/records.md.
 
 ``function`` events carry no ``requestId`` in the envelope. A line is attributed to the
@@ -207,7 +207,7 @@ class Aggregator:
         event_time = event.get("time") if isinstance(event.get("time"), str) else None
 
         if event_type in ("function", "extension"):
-            self._add_log(event_type, record, event_time or _now_iso(), size_bytes)
+            self._add_log(event_type, record, event_time or now_iso(), size_bytes)
             return
         if not isinstance(record, dict):
             self._attach_verbatim(event, size_bytes)
@@ -493,7 +493,7 @@ class Aggregator:
             request_id, pending = self._pending.popitem(last=False)
             self._pending_bytes -= pending.size_bytes
             logger.warning(
-                "invocation %s holds %d bytes of telemetry; shipping it before its report arrives",
+                "invocation %s has %d bytes of telemetry buffered; shipping it before its report arrives",
                 request_id,
                 pending.size_bytes,
             )
@@ -562,6 +562,7 @@ def _as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
+    """Return the current UTC time in the Telemetry API's format, ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
     now = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % int((now % 1) * 1000)

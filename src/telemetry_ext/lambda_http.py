@@ -33,7 +33,7 @@ def request(
     """Send one request to ``api_address`` (``host:port``) and return the whole response.
 
     ``timeout_s=None`` blocks without limit; only the ``/event/next`` long poll may use it.
-    Raises LambdaApiError when the connection fails, times out or the answer is not HTTP.
+    Raises LambdaApiError when the connection fails, times out or the response is not HTTP.
     """
     host, _, port_text = api_address.rpartition(":")
     try:

@@ -2,7 +2,7 @@
 
 Threads: ``telemetry-listener`` accepts connections and starts one ``telemetry-conn-N`` thread
 per connection (Lambda keeps a few alive). A connection thread reads each request body, hands
-the raw bytes to ``on_body`` and answers 200 straight away. ``on_body`` must not block: parsing
+the raw bytes to ``on_body`` and responds 200 straight away. ``on_body`` must not block: parsing
 and everything after it run on the processor thread, and no backend I/O ever runs here.
 
 The listener never logs per request, because the extension's own output can come back to it
@@ -101,7 +101,7 @@ class TelemetryListener:
                     return
                 body, keep_alive = request
                 # on_body only queues the body, so the response goes out at once. While the queue
-                # is full it holds the response back for a bounded time: Lambda waits for it before
+                # is full it delays the response for a bounded time: Lambda waits for it before
                 # sending more, which slows the stream down instead of losing events.
                 if body:
                     self._on_body(body)

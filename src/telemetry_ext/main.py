@@ -295,7 +295,9 @@ class Extension:
             function_left_s = max(0.0, deadline_ms / 1000.0 - now_s - config.shutdown_margin_ms / 1000.0)
         if self.subscribed:
             # The data must leave before this call returns and the sandbox freezes, so wait for
-            # the runtime to finish; the function's own deadline bounds the wait.
+            # the runtime to finish. The function's own deadline, less the margin, bounds the wait.
+            # NOTE: if Lambda drops this invocation's runtimeDone event, the invoke is held until
+            # that bound, which the function is billed for; platform.logsDropped then says so.
             aggregator.wait_for_runtime_done(request_id, function_left_s)
         if self.processor is not None:
             self.processor.drain()
@@ -424,7 +426,7 @@ def _format_counts(counts: Mapping[str, int]) -> str:
 def _quiet_period_s(config: Optional[Config]) -> float:
     """Return how long the telemetry stream must stay silent before the final flush ends.
 
-    Lambda holds events for up to the subscription's timeoutMs before POSTing them, and
+    Lambda buffers events for up to the subscription's timeoutMs before POSTing them, and
     function output may still be on its way after the last report.
     """
     buffer_timeout_ms = config.buffer_timeout_ms if config is not None else 25

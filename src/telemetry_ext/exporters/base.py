@@ -14,7 +14,7 @@ Record = dict[str, Any]
 
 
 class Outcome(enum.Enum):
-    """What became of one export attempt."""
+    """Outcome of one export attempt."""
 
     SENT = "sent"
     # Sending the same batch again may work. An exporter that sends a batch in parts (OTLP, one

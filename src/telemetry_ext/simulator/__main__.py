@@ -114,7 +114,12 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"extension {name}:")
         print(f"  exec to first /event/next: {ext['execToFirstNextMs']} ms")
         print(f"  runtimeDone to next /event/next: median {after['median']} ms, max {after['max']} ms")
-        verdict = "killed at the deadline" if ext["killedAtDeadline"] else ("crashed" if ext["crashed"] else f"exit code {ext['exitCode']}")
+        if ext["killedAtDeadline"]:
+            verdict = "killed at the deadline"
+        elif ext["crashed"]:
+            verdict = "crashed"
+        else:
+            verdict = f"exit code {ext['exitCode']}"
         print(f"  exit after SHUTDOWN: {ext['shutdownExitMs']} ms of {ext['shutdownBudgetMs']} ms ({verdict})")
     for name, ext in report["extensions"].items():
         problems = [line for line in ext["output"] if " ERROR " in line or " WARNING " in line]

@@ -58,8 +58,8 @@ class SandboxOptions:
     shutdown_budget_ms: int = 2_000
     report_after_shutdown: bool = True  # Deliver buffered telemetry only after SHUTDOWN is sent.
     function_error_status: str = "error"  # runtimeDone status when the handler raised.
-    telemetry_supported: bool = True  # False answers subscriptions with 202, like older emulators.
-    reject_registrations: int = 0  # Answer this many /register calls with 403.
+    telemetry_supported: bool = True  # False responds to subscriptions with 202, like older emulators.
+    reject_registrations: int = 0  # Reject this many /register calls with 403.
     telemetry_delivery_timeout_s: float = 1.0
     split_records_over_max_bytes: bool = False
     echo_output: bool = False  # Print extension and function output to stderr.

@@ -1,10 +1,14 @@
 """A local HTTP destination that records what arrives, with fault modes for tests.
 
-Modes: ``ok``; ``slow`` (answers after ``delay_ms``); ``status`` (answers ``status_code``,
-with ``Retry-After`` when ``retry_after`` is set); ``hang`` (reads the request and never
-answers until the sink stops); ``refuse`` (closes the listening socket, so connections are
-refused); ``close_idle`` (answers, then closes the keep-alive connection). Bodies may be a
-JSON array, NDJSON or gzip of either.
+Modes:
+- ``ok``: responds 200.
+- ``slow``: responds after ``delay_ms``.
+- ``status``: responds ``status_code``, with ``Retry-After`` when ``retry_after`` is set.
+- ``hang``: reads the request and does not respond until the sink stops.
+- ``refuse``: closes the listening socket, so connections are refused.
+- ``close_idle``: responds, then closes the keep-alive connection.
+
+Bodies may be a JSON array, NDJSON or gzip of either.
 """
 
 from __future__ import annotations

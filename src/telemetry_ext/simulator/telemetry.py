@@ -214,7 +214,7 @@ class TelemetryHub:
                 if self._frozen.is_set():
                     continue
                 if self.drop_batches > 0 and not _only_drop_notices(batch):
-                    # Fault injection: lose the batch as if the subscriber had not answered.
+                    # Fault injection: lose the batch as if the subscriber had not responded.
                     self.drop_batches -= 1
                     subscriber.dropped_events += len(batch)
                     self._report_dropped(subscriber, batch)
